@@ -1,0 +1,1 @@
+"""Test support shipped with the toolkit: a provider emulator and a pytest plugin."""
