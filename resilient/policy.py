@@ -1,0 +1,155 @@
+"""Validated, runtime-tunable policy objects: the configuration half of every layer.
+
+Following Polly v8 and resilience4j, each decorator separates *what it is told
+to do* (a :class:`Policy`: plain fields with named defaults) from *what it has
+seen* (its runtime state and stats). A policy is shared by reference: every
+function decorated with the same breaker, queue or key pool sees a change at
+once, and ``ask.policy.max_retries = 3`` takes effect on the next attempt.
+
+Fields are validated on construction and on every assignment; an invalid value
+raises :class:`ValueError` naming the field, and the old value is kept. Reads
+are plain attribute reads (validated values live in the instance ``__dict__``),
+so consulting a policy on the hot path costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+__all__ = [
+    "Policy",
+    "Validator",
+    "non_negative_int",
+    "positive_int",
+    "non_negative_float",
+    "positive_float",
+    "optional",
+    "fraction",
+    "one_of",
+    "at_least",
+]
+
+#: A validator gets the field name and the proposed value, and returns the
+#: value to store (possibly normalised) or raises ValueError.
+Validator = Callable[[str, Any], Any]
+
+
+class Policy:
+    """Base class: subclasses declare ``_fields = {"name": (default, validator)}``."""
+
+    _fields: ClassVar[dict[str, tuple[Any, Validator]]] = {}
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(self._fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown field(s): {', '.join(sorted(unknown))}")
+        for name, (default, _) in self._fields.items():
+            setattr(self, name, values.get(name, default))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        spec = self._fields.get(name)
+        if spec is None:
+            if name.startswith("_"):
+                object.__setattr__(self, name, value)
+                return
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}; fields: {', '.join(self._fields)}")
+        object.__setattr__(self, name, spec[1](name, value))
+
+    def update(self, **values: Any) -> None:
+        """Set several fields at once; if any value is invalid, none is changed."""
+        checked = {}
+        for name, value in values.items():
+            spec = self._fields.get(name)
+            if spec is None:
+                raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+            checked[name] = spec[1](name, value)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The current values, for ``describe`` and logging."""
+        return {name: _describe_value(getattr(self, name)) for name in self._fields}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"{type(self).__name__}({inner})"
+
+
+def _describe_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_describe_value(v) for v in value)
+    return getattr(value, "__qualname__", None) or repr(value)
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, got NaN")
+    return value
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def non_negative_float(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if value < 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if value <= 0 or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def at_least(minimum: float) -> Validator:
+    def check(name: str, value: Any) -> float:
+        value = _number(name, value)
+        if value < minimum or math.isinf(value):
+            raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def fraction(name: str, value: Any) -> float:
+    value = _number(name, value)
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return float(value)
+
+
+def optional(inner: Validator) -> Validator:
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else inner(name, value)
+
+    return check
+
+
+def one_of(*choices: Any) -> Validator:
+    def check(name: str, value: Any) -> Any:
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        return value
+
+    return check

@@ -1,0 +1,55 @@
+"""How streamed pieces are framed on the wire, shared by every protocol.
+
+Server-sent events (OpenAI, Anthropic, TGI, Gemini) and newline-delimited
+JSON (Ollama) are the two framings; each protocol module only decides what
+goes in the events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .content import dumps
+
+__all__ = ["sse", "sse_raw", "ndjson", "SSE", "NDJSON"]
+
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    """One SSE event carrying ``data`` as compact JSON, with an optional ``event:`` name."""
+    return sse_raw(dumps(data), event)
+
+
+def sse_raw(data: str, event: str | None = None) -> bytes:
+    """One SSE event whose data is sent verbatim (``[DONE]``, or a deliberately broken payload)."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def ndjson(value: Any) -> bytes:
+    """One NDJSON line."""
+    return (dumps(value) + "\n").encode()
+
+
+WRONG_SHAPE: dict[str, Any] = {"emulator": "a body of the wrong shape"}
+
+
+def malform_body(body: Any, mode: str) -> bytes:
+    """A complete reply body broken the way the ``malformed`` fault asks."""
+    if mode == "wrong_shape":
+        return dumps(WRONG_SHAPE).encode()
+    text = dumps(body)
+    return text[: max(1, len(text) // 2)].encode()
+
+
+def malform_piece(piece: bytes, mode: str) -> bytes:
+    """One streamed piece broken the same way, keeping its framing so the client parses up to the JSON."""
+    if mode == "wrong_shape":
+        if piece.startswith(b"data: ") or b"\ndata: " in piece:
+            head = piece.split(b"data: ", 1)[0]
+            return head + sse_raw(dumps(WRONG_SHAPE))
+        return ndjson(WRONG_SHAPE)
+    cut = piece.rfind(b"}")
+    return piece[:cut] + piece[cut + 1 :] if cut >= 0 else piece

@@ -1,0 +1,15 @@
+"""Which protocols one emulator serves, in route-matching order."""
+
+from __future__ import annotations
+
+from ... import clock as _clock
+from .protocols import Protocol
+from .protocols.anthropic import Anthropic
+from .protocols.openai import OpenAI
+
+__all__ = ["default_protocols"]
+
+
+def default_protocols(clock: _clock.Clock) -> list[Protocol]:
+    """One instance of every protocol, sharing the emulator's clock."""
+    return [OpenAI(clock), Anthropic(clock)]
