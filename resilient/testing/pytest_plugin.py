@@ -6,6 +6,13 @@ Fixtures:
     A :class:`resilient.clock.FakeClock` installed as the current clock for
     the test, so every decorated call sleeps in fake time and the test can
     assert ``fake_clock.sleeps``.
+
+``emulator``
+    A running :class:`resilient.testing.emulator.Emulator` on an ephemeral
+    loopback port, stopped after the test. When the test also uses
+    ``fake_clock``, the emulator runs on that same fake clock, so fault
+    windows, rate-limit refills and latency follow ``fake_clock.advance()``
+    and the decorators' fake sleeps.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from resilient import clock as _clock
+from resilient.testing.emulator import Emulator
 
 
 @pytest.fixture
@@ -23,3 +31,11 @@ def fake_clock() -> Iterator[_clock.FakeClock]:
     fake = _clock.FakeClock()
     with _clock.use(fake):
         yield fake
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """A provider emulator for the test; shares the test's ``fake_clock`` when there is one."""
+    clock = request.getfixturevalue("fake_clock") if "fake_clock" in request.fixturenames else None
+    with Emulator(clock=clock) as emu:
+        yield emu

@@ -305,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
     """HTTP plumbing only; every decision is the Emulator's."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each answer waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "resilient-emulator/1"
     server: _Server
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...clock import Clock
+from resilient.clock import Clock
 from ..exchange import JsonReply, Reply, Request
 
 __all__ = ["Protocol", "Route", "Quota", "all_routes", "format_seconds"]

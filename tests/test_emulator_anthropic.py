@@ -1,0 +1,133 @@
+"""The official anthropic client is the judge of the emulator's Messages API."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import pytest
+
+from resilient.testing.emulator.content import answer, count_tokens
+
+TOOL = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture
+def client(emulator):
+    with anthropic.Anthropic(base_url=emulator.url, api_key="sk-ant-test-0123456789abcdef", max_retries=0) as c:
+        yield c
+
+
+def ask(client, text="Name three primes", **kwargs):
+    return client.messages.create(
+        model="claude-test", max_tokens=256, messages=[{"role": "user", "content": text}], **kwargs
+    )
+
+
+def test_message_answer_and_usage(client):
+    reply = ask(client, system="Be brief.")
+    expected, _ = answer("Name three primes")
+    assert reply.content[0].text == expected
+    assert reply.stop_reason == "end_turn"
+    assert reply.usage.output_tokens == count_tokens(expected)
+    assert reply.usage.input_tokens == count_tokens("Be brief.\nName three primes")
+
+
+def test_request_id_header(client):
+    raw = client.messages.with_raw_response.create(
+        model="claude-test", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["request-id"].startswith("req_")
+
+
+def test_stream_sends_every_event_in_order(emulator):
+    # The SDK hides ping events, so the order is checked on the wire.
+    body = {"model": "claude-test", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    raw = httpx.post(emulator.url + "/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}).text
+    kinds = [line.removeprefix("event: ") for line in raw.splitlines() if line.startswith("event: ")]
+    assert kinds == ["message_start", "content_block_start", "ping"] + ["content_block_delta"] * 4 + [
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+
+
+def test_sdk_stream_assembles_the_answer(client):
+    with client.messages.stream(
+        model="claude-test", max_tokens=256, messages=[{"role": "user", "content": "Name three primes"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == answer("Name three primes")[0]
+    assert final.usage.output_tokens == count_tokens(final.content[0].text)
+
+
+def test_tool_use_block_streamed_as_input_json_delta(client):
+    with client.messages.stream(
+        model="claude-test", max_tokens=256, tools=[TOOL], messages=[{"role": "user", "content": "Paris?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    tool_use = final.content[-1]
+    assert final.stop_reason == "tool_use"
+    assert (tool_use.type, tool_use.name, tool_use.input) == ("tool_use", "get_weather", {"city": "Paris?"})
+
+
+def test_tool_result_gets_a_text_answer(client):
+    first = ask(client, "Paris?", tools=[TOOL])
+    tool_use = first.content[-1]
+    second = client.messages.create(
+        model="claude-test",
+        max_tokens=256,
+        tools=[TOOL],
+        messages=[
+            {"role": "user", "content": "Paris?"},
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "sunny"}]},
+        ],
+    )
+    assert second.stop_reason == "end_turn"
+
+
+def test_rate_limit_raises_the_clients_own_error(client, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=2, burst=1)
+    ask(client)
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        ask(client)
+    headers = caught.value.response.headers
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+    assert headers["retry-after"] == "0.5"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+
+
+def test_overloaded_529(client, emulator):
+    emulator.add_fault("outage", status=529)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        ask(client)
+    assert caught.value.status_code == 529
+    assert caught.value.body["error"]["type"] == "overloaded_error"
+
+
+def test_error_event_mid_stream(client, emulator):
+    emulator.add_fault("truncate_stream", after=4, error=True)
+    with pytest.raises(anthropic.APIStatusError):
+        with client.messages.stream(
+            model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            list(stream)
+
+
+def test_missing_version_header_is_invalid_request(emulator):
+    reply = httpx.post(emulator.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": []})
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "anthropic-version: header is required"},
+    }
+
+
+def test_count_tokens(client):
+    counted = client.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": "a b c"}])
+    assert counted.input_tokens == 3

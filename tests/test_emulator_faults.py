@@ -1,0 +1,167 @@
+"""Fault scripts, asserted exactly on a FakeClock."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from resilient.clock import FakeClock
+from resilient.testing.emulator import Emulator
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def http():
+    # One client for the module: creating one per request costs ~30 ms of TLS setup.
+    with httpx.Client() as client:
+        yield client
+
+
+def chat(http, emu, key="sk-test-aaaaaaaaaaaaaaaa1111"):
+    return http.post(emu.url + "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
+
+
+def test_rate_limit_20_immediate_requests_give_5_successes_and_15_exact_429s(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=5, burst=5)
+    replies = [chat(http, emulator) for _ in range(20)]
+    assert [r.status_code for r in replies] == [200] * 5 + [429] * 15
+    for reply in replies[5:]:
+        assert float(reply.headers["retry-after"]) == pytest.approx(0.2, abs=0.05)
+        assert reply.headers["retry-after-ms"] == "200"
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in replies[:5]] == ["4", "3", "2", "1", "0"]
+
+
+def test_rate_limit_refills_at_rps(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=5, burst=5)
+    assert [chat(http, emulator).status_code for _ in range(6)] == [200] * 5 + [429]
+    fake_clock.advance(0.2)
+    assert [chat(http, emulator).status_code for _ in range(2)] == [200, 429]
+    fake_clock.advance(1.0)
+    assert [chat(http, emulator).status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def test_rate_limit_bucket_is_per_key(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+    assert chat(http, emulator, key="sk-one-aaaaaaaaaaaaaaaaa").status_code == 200
+    assert chat(http, emulator, key="sk-two-bbbbbbbbbbbbbbbbb").status_code == 200
+    assert chat(http, emulator, key="sk-one-aaaaaaaaaaaaaaaaa").status_code == 429
+
+
+def test_tokens_per_minute_limit(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=100, burst=100, tpm=30)
+    first = chat(http, emulator)
+    assert first.status_code == 200
+    used = 30 - int(first.headers["x-ratelimit-remaining-tokens"])
+    statuses = [chat(http, emulator).status_code for _ in range(30 // used)]
+    assert statuses[-1] == 429
+    assert float(statuses and chat(http, emulator).headers["retry-after"]) > 0
+
+
+def test_outage_answers_its_status_only_inside_its_window(http, emulator, fake_clock):
+    emulator.add_fault("outage", start=5, duration=10, status=503)
+    seen = {}
+    for t in (0, 4.999, 5, 10, 14.999, 15, 20):
+        fake_clock.advance(t - fake_clock.monotonic())
+        seen[t] = chat(http, emulator).status_code
+    assert seen == {0: 200, 4.999: 200, 5: 503, 10: 503, 14.999: 503, 15: 200, 20: 200}
+
+
+def test_outage_can_refuse_connections(http, emulator):
+    emulator.add_fault("outage", refuse=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        chat(http, emulator)
+    assert emulator.requests[-1].status is None
+
+
+def test_error_rate_is_seeded_and_reproducible(http, fake_clock):
+    def run():
+        with Emulator(clock=fake_clock) as emu:
+            emu.add_fault("error_rate", rate=0.3, status=502, seed=7)
+            return [chat(http, emu).status_code for _ in range(40)]
+
+    first = run()
+    assert first == run()
+    assert set(first) == {200, 502} and 5 <= first.count(502) <= 20
+
+
+def test_latency_waits_on_the_emulator_clock(http, emulator, fake_clock):
+    emulator.add_fault("latency", seconds=2.5)
+    chat(http, emulator)
+    assert fake_clock.sleeps == [2.5]
+
+
+def test_distributed_latency_stays_in_range(http, emulator, fake_clock):
+    emulator.add_fault("latency", seconds=1, max_seconds=3, seed=1)
+    for _ in range(10):
+        chat(http, emulator)
+    assert len(fake_clock.sleeps) == 10 and all(1 <= s <= 3 for s in fake_clock.sleeps)
+    assert len(set(fake_clock.sleeps)) > 1
+
+
+def test_slow_stream_delays_every_chunk(http, emulator, fake_clock):
+    emulator.add_fault("slow_stream", seconds=0.5)
+    body = http.post(emulator.url + "/v1/chat/completions", json=CHAT | {"stream": True}).text
+    assert fake_clock.sleeps == [0.5] * body.count("data: ")
+
+
+def test_malformed_invalid_json_and_wrong_shape(http, emulator):
+    handle = emulator.add_fault("malformed", mode="invalid_json")
+    with pytest.raises(json.JSONDecodeError):
+        chat(http, emulator).json()
+    handle.remove()
+    emulator.add_fault("malformed", mode="wrong_shape")
+    assert "choices" not in chat(http, emulator).json()
+
+
+def test_bad_key_gets_401_and_other_keys_pass(http, emulator):
+    emulator.add_fault("bad_key", keys=["sk-revoked-000000000000"])
+    assert chat(http, emulator, key="sk-revoked-000000000000").status_code == 401
+    assert chat(http, emulator, key="sk-fine-00000000000000000").status_code == 200
+
+
+def test_bad_key_does_not_spend_rate_limit_tokens(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+    emulator.add_fault("bad_key", keys="sk-revoked-000000000000")
+    assert chat(http, emulator, key="sk-revoked-000000000000").status_code == 401
+    assert chat(http, emulator, key="sk-revoked-000000000000").status_code == 401
+
+
+def test_faults_scoped_by_provider_and_path(http, emulator):
+    emulator.add_fault("outage", provider="anthropic", status=500)
+    emulator.add_fault("outage", path="/v1/embeddings", status=502)
+    assert chat(http, emulator).status_code == 200
+    assert http.post(emulator.url + "/v1/embeddings", json={"model": "m", "input": "x"}).status_code == 502
+
+
+def test_removed_and_cleared_faults_stop_acting(http, emulator):
+    handle = emulator.add_fault("outage", status=500)
+    assert chat(http, emulator).status_code == 500
+    handle.remove()
+    assert chat(http, emulator).status_code == 200
+    emulator.add_fault("outage", status=500)
+    emulator.clear_faults()
+    assert chat(http, emulator).status_code == 200
+
+
+def test_requests_record_time_provider_key_fingerprint_status_and_faults(http, emulator, fake_clock):
+    emulator.add_fault("outage", start=1, duration=1, status=503)
+    chat(http, emulator, key="sk-test-aaaaaaaaaaaaaaaa1111")
+    fake_clock.advance(1.5)
+    chat(http, emulator, key="sk-test-aaaaaaaaaaaaaaaa1111")
+    records = emulator.requests
+    assert [(r.time, r.provider, r.path, r.key, r.status, r.faults) for r in records] == [
+        (0.0, "openai", "/v1/chat/completions", "sk-…1111", 200, ()),
+        (1.5, "openai", "/v1/chat/completions", "sk-…1111", 503, ("outage",)),
+    ]
+
+
+def test_unknown_fault_kind_and_bad_params_are_rejected(http, emulator):
+    with pytest.raises(ValueError):
+        emulator.add_fault("earthquake")
+    with pytest.raises(TypeError):
+        emulator.add_fault("latency", second=1)
+    with pytest.raises(ValueError):
+        emulator.add_fault("outage", status=200)
