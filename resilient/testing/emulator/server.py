@@ -201,6 +201,8 @@ class Emulator:
         key = protocol.api_key(request)
         plan = self._faults.plan(Call(protocol.name, split.path, key, arrived, _prompt_tokens(body)))
         self._pause(plan.delay)
+        if self._stopping.is_set():
+            plan.refuse = True
 
         def record(status: int | None, stream: bool) -> None:
             self._record(
@@ -288,6 +290,10 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self._live_lock:
                 self._live.pop(threading.current_thread(), None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-answer is normal here (truncation, shutdown); no traceback on stderr."""
+        log.debug("emulator connection from %s ended with an error", client_address, exc_info=True)
 
     def close_connections(self) -> None:
         with self._live_lock:
