@@ -11,6 +11,8 @@ Every decorated function exposes ``.policy`` (validated, tunable at runtime),
 ``.stats()`` and ``.reset_stats()``; :func:`describe` walks a whole stack.
 """
 
+import logging as _logging
+
 from . import clock
 from .backoff import Backoff, BackoffPolicy, backoff
 from .circuit import Circuit, CircuitPolicy, circuit
@@ -40,6 +42,10 @@ from .secrets import fingerprint
 from .throttle import ThrottleGate
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides where it goes (circuit transitions
+# at WARNING would otherwise land on stderr through logging's last resort).
+_logging.getLogger("resilient").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AuthenticationError",

@@ -1,0 +1,77 @@
+"""Policies: validated fields, atomic updates; describe() walks a stack."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from resilient import BackoffPolicy, Circuit, backoff, circuit, describe
+
+
+def test_unknown_field_is_an_attribute_error_listing_the_fields() -> None:
+    policy = BackoffPolicy()
+
+    with pytest.raises(AttributeError, match="max_retries"):
+        policy.max_retrys = 3  # type: ignore[attr-defined]
+
+
+def test_update_changes_nothing_when_one_value_is_invalid() -> None:
+    policy = BackoffPolicy()
+
+    with pytest.raises(ValueError, match="factor"):
+        policy.update(max_retries=1, factor=0)
+
+    assert policy.max_retries == 5
+
+
+def test_update_sets_several_fields() -> None:
+    policy = BackoffPolicy()
+    policy.update(max_retries=1, initial_delay=0.5)
+
+    assert (policy.max_retries, policy.initial_delay) == (1, 0.5)
+
+
+def test_as_dict_and_repr_show_every_field() -> None:
+    policy = BackoffPolicy(max_retries=2)
+
+    assert policy.as_dict()["max_retries"] == 2
+    assert "max_retries=2" in repr(policy)
+
+
+def test_describe_lists_layers_outermost_first_through_foreign_decorators() -> None:
+    def foreign(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @circuit(name="llm")
+    @foreign
+    @backoff(max_retries=2)
+    def ask():
+        return "ok"
+
+    ask()
+    layers = describe(ask)
+
+    assert [(layer["layer"], layer["name"]) for layer in layers] == [("circuit", "llm"), ("backoff", None)]
+    assert layers[1]["policy"]["max_retries"] == 2
+    assert layers[0]["stats"]["successes"] == 1
+
+
+def test_describe_of_an_undecorated_function_is_empty() -> None:
+    assert describe(len) == []
+
+
+def test_decorated_function_keeps_its_name_and_doc() -> None:
+    breaker = Circuit()
+
+    @breaker
+    @backoff
+    def ask():
+        """Ask the model."""
+
+    assert ask.__name__ == "ask"
+    assert ask.__doc__ == "Ask the model."
