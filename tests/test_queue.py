@@ -1,0 +1,665 @@
+"""@queued: bounded concurrency in priority order, for threads and tasks alike."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from resilient import FakeClock, QueueFullError, QueueTimeoutError, describe
+from resilient.priorities import Priority, as_priority, current_priority, priority
+from resilient.queue import RequestQueue, queued
+
+
+def wait_until(condition, limit: float = 5.0) -> None:
+    """Block until ``condition()`` holds (another thread changes it); fail after ``limit`` real seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.0005)
+
+
+class Holder:
+    """Holds one slot of ``queue`` in a thread until :meth:`release` is called."""
+
+    def __init__(self, queue: RequestQueue) -> None:
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+        @queued(queue=queue)
+        def hold() -> None:
+            self.entered.set()
+            self.go.wait(5)
+
+        self.thread = threading.Thread(target=hold)
+        self.thread.start()
+        assert self.entered.wait(5)
+
+    def release(self) -> None:
+        self.go.set()
+        self.thread.join(5)
+
+
+async def yield_to_tasks(times: int = 3) -> None:
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+# ----------------------------------------------------------------- priorities
+
+
+def test_priority_names_are_case_insensitive_and_an_int_enum() -> None:
+    assert as_priority("HIGH") is Priority.HIGH
+    assert as_priority(" Low ") is Priority.LOW
+    assert as_priority(1) is Priority.NORMAL
+    assert Priority.HIGH < Priority.NORMAL < Priority.LOW
+
+
+def test_an_unknown_priority_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="priority"):
+        as_priority("urgent")
+    with pytest.raises(ValueError, match="priority"):
+        queued(priority="urgent")
+
+
+def test_priority_block_sets_and_restores_the_context() -> None:
+    assert current_priority() is None
+    with priority("high"):
+        with priority("low"):
+            assert current_priority() is Priority.LOW
+        assert current_priority() is Priority.HIGH
+    assert current_priority() is None
+
+
+async def test_priority_block_holds_across_await() -> None:
+    with priority("low"):
+        await asyncio.sleep(0)
+        assert current_priority() is Priority.LOW
+        assert await asyncio.create_task(asyncio.sleep(0, result=current_priority())) is Priority.LOW
+
+
+# ----------------------------------------------------------------- order
+
+
+async def test_waiters_queued_low_normal_high_run_high_normal_low(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared)
+    async def work(label: str) -> None:
+        order.append(label)
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    tasks = []
+    for label in ("low", "normal", "high"):
+        with priority(label):
+            tasks.append(asyncio.create_task(work(label)))
+        await yield_to_tasks()
+    assert shared.stats()["waiting"] == {"high": 1, "normal": 1, "low": 1}
+
+    gate.set()
+    await asyncio.gather(holder, *tasks)
+
+    assert order == ["high", "normal", "low"]
+
+
+async def test_fifo_within_one_priority(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[int] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared, priority="normal")
+    async def work(n: int) -> None:
+        order.append(n)
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    tasks = []
+    for n in range(5):
+        tasks.append(asyncio.create_task(work(n)))
+        await yield_to_tasks()
+
+    gate.set()
+    await asyncio.gather(holder, *tasks)
+
+    assert order == [0, 1, 2, 3, 4]
+
+
+def test_threads_are_served_in_priority_order(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[str] = []
+
+    @queued(queue=shared)
+    def work(label: str) -> None:
+        order.append(label)
+
+    holder = Holder(shared)
+    threads = []
+    for n, label in enumerate(("low", "low", "normal", "high")):
+
+        def run(label: str = label) -> None:
+            with priority(label):
+                work(label)
+
+        threads.append(threading.Thread(target=run))
+        threads[-1].start()
+        wait_until(lambda n=n: shared.stats()["size"] == n + 1)
+
+    holder.release()
+    for t in threads:
+        t.join(5)
+
+    assert order == ["high", "normal", "low", "low"]
+
+
+async def test_the_context_priority_overrides_the_function_default(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared, priority="low")
+    async def batch(label: str) -> None:
+        order.append(label)
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    plain = asyncio.create_task(batch("default-low"))
+    await yield_to_tasks()
+    with priority("high"):
+        urgent = asyncio.create_task(batch("urgent"))
+    await yield_to_tasks()
+
+    gate.set()
+    await asyncio.gather(holder, plain, urgent)
+
+    assert order == ["urgent", "default-low"]
+
+
+async def test_functions_sharing_a_queue_share_its_slots(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared, priority="low")
+    async def batch() -> None:
+        order.append("batch")
+        await gate.wait()
+
+    @queued(queue=shared, priority="high")
+    async def chat() -> None:
+        order.append("chat")
+
+    first = asyncio.create_task(batch())
+    await yield_to_tasks()
+    second = asyncio.create_task(batch())
+    await yield_to_tasks()
+    interactive = asyncio.create_task(chat())
+    await yield_to_tasks()
+    assert shared.stats()["active"] == 1 and shared.stats()["size"] == 2
+
+    gate.set()
+    await asyncio.gather(first, second, interactive)
+
+    assert order == ["batch", "chat", "batch"]
+
+
+# ----------------------------------------------------------------- aging
+
+
+async def test_aging_serves_a_low_waiter_before_high_calls_that_came_much_later(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, aging=10.0)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared)
+    async def work(label: str) -> None:
+        order.append(label)
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    with priority("low"):
+        old_low = asyncio.create_task(work("low@0"))  # rank 0 + 2 * 10 = 20
+    await yield_to_tasks()
+    fake_clock.advance(15)
+    with priority("high"):
+        early_high = asyncio.create_task(work("high@15"))  # rank 15
+    await yield_to_tasks()
+    fake_clock.advance(10)
+    with priority("high"):
+        late_high = asyncio.create_task(work("high@25"))  # rank 25
+    await yield_to_tasks()
+
+    gate.set()
+    await asyncio.gather(holder, old_low, early_high, late_high)
+
+    assert order == ["high@15", "low@0", "high@25"]
+
+
+async def test_without_aging_priority_is_strict(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, aging=None)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared)
+    async def work(label: str) -> None:
+        order.append(label)
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    with priority("low"):
+        low = asyncio.create_task(work("low"))
+    await yield_to_tasks()
+    fake_clock.advance(1000)
+    with priority("high"):
+        high = asyncio.create_task(work("high"))
+    await yield_to_tasks()
+
+    gate.set()
+    await asyncio.gather(holder, low, high)
+
+    assert order == ["high", "low"]
+
+
+# ----------------------------------------------------------------- overflow and timeout
+
+
+def test_one_more_than_queue_size_raises_queue_full_at_once(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=0)
+    holder = Holder(shared)
+
+    @queued(queue=shared)
+    def work() -> str:
+        return "ran"
+
+    with pytest.raises(QueueFullError, match="full"):
+        work()
+    holder.release()
+
+    assert work() == "ran"
+    assert shared.stats()["rejected"] == 1
+
+
+async def test_a_full_queue_rejects_while_waiters_keep_their_place(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=2)
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    waiters = [asyncio.create_task(hold()) for _ in range(2)]
+    await yield_to_tasks()
+
+    with pytest.raises(QueueFullError):
+        await hold()
+
+    gate.set()
+    await asyncio.gather(holder, *waiters)
+    assert shared.stats()["admitted"] == 3 and shared.stats()["rejected"] == 1
+
+
+async def test_async_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, timeout=5.0)
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    waiter = asyncio.create_task(hold())
+    await yield_to_tasks()
+    assert shared.stats()["size"] == 1
+
+    fake_clock.advance(5.0)
+    with pytest.raises(QueueTimeoutError, match="5s"):
+        await waiter
+
+    stats = shared.stats()
+    assert (stats["size"], stats["timed_out"], stats["waiting"]["normal"]) == (0, 1, 0)
+    gate.set()
+    await holder
+    assert shared.stats()["active"] == 0
+
+
+def test_thread_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    holder = Holder(shared)
+    outcome: list[BaseException] = []
+
+    @queued(queue=shared, timeout=3.0)
+    def work() -> None:
+        pass
+
+    def run() -> None:
+        try:
+            work()
+        except QueueTimeoutError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: shared.stats()["size"] == 1)
+    fake_clock.advance(3.0)
+    thread.join(5)
+    holder.release()
+
+    assert len(outcome) == 1
+    assert shared.stats()["size"] == 0 and shared.stats()["timed_out"] == 1 and shared.stats()["active"] == 0
+
+
+def test_timeout_with_the_system_clock_gives_up_after_that_long() -> None:
+    shared = RequestQueue(max_concurrent=1)
+    holder = Holder(shared)
+
+    @queued(queue=shared, timeout=0.01)
+    def work() -> None:
+        pass
+
+    started = time.monotonic()
+    with pytest.raises(QueueTimeoutError):
+        work()
+    holder.release()
+
+    assert 0.01 <= time.monotonic() - started < 2.0
+
+
+# ----------------------------------------------------------------- cancellation and streams
+
+
+async def test_cancelling_a_waiting_task_removes_it_from_the_queue(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    waiter = asyncio.create_task(hold())
+    await yield_to_tasks()
+
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    assert shared.stats()["size"] == 0 and shared.stats()["cancelled"] == 1
+    gate.set()
+    await holder
+    assert shared.stats()["active"] == 0 and shared.stats()["admitted"] == 1
+
+
+async def test_cancelling_a_running_call_frees_its_slot(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+
+    @queued(queue=shared)
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    running = asyncio.create_task(forever())
+    await yield_to_tasks()
+    assert shared.stats()["active"] == 1
+
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    assert shared.stats()["active"] == 0
+
+
+def test_a_stream_holds_its_slot_until_exhausted(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=0)
+
+    @queued(queue=shared)
+    def stream():
+        yield 1
+        yield 2
+
+    chunks = stream()
+    assert next(chunks) == 1
+    with pytest.raises(QueueFullError):
+        list(stream())
+    assert list(chunks) == [2]
+
+    assert list(stream()) == [1, 2]
+    assert shared.stats()["active"] == 0
+
+
+def test_a_stream_closed_early_frees_its_slot(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=0)
+
+    @queued(queue=shared)
+    def stream():
+        yield from range(10)
+
+    chunks = stream()
+    next(chunks)
+    chunks.close()
+
+    assert shared.stats()["active"] == 0
+
+
+async def test_an_async_stream_holds_its_slot_until_closed(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=0)
+
+    @queued(queue=shared)
+    async def stream():
+        for n in range(3):
+            yield n
+
+    chunks = stream()
+    assert await chunks.__anext__() == 0
+    assert shared.stats()["active"] == 1
+    await chunks.aclose()
+
+    assert shared.stats()["active"] == 0
+    assert [n async for n in stream()] == [0, 1, 2]
+
+
+# ----------------------------------------------------------------- threads and loops together
+
+
+def test_threads_and_tasks_of_two_event_loops_share_one_queue(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    order: list[str] = []
+    lock = threading.Lock()
+
+    @queued(queue=shared)
+    def sync_work(label: str) -> None:
+        with lock:
+            order.append(label)
+
+    @queued(queue=shared)
+    async def async_work(label: str) -> None:
+        with lock:
+            order.append(label)
+
+    holder = Holder(shared)
+    workers = []
+
+    def in_loop(label: str, level: str) -> None:
+        async def main() -> None:
+            with priority(level):
+                await async_work(label)
+
+        asyncio.run(main())
+
+    def in_thread(label: str, level: str) -> None:
+        with priority(level):
+            sync_work(label)
+
+    plan = [(in_loop, "loop1-low", "low"), (in_thread, "thread-normal", "normal"), (in_loop, "loop2-high", "high"),
+            (in_thread, "thread-high", "high"), (in_loop, "loop3-normal", "normal")]  # fmt: skip
+    for n, (target, label, level) in enumerate(plan):
+        workers.append(threading.Thread(target=target, args=(label, level)))
+        workers[-1].start()
+        wait_until(lambda n=n: shared.stats()["size"] == n + 1)
+
+    holder.release()
+    for w in workers:
+        w.join(5)
+
+    assert order == ["loop2-high", "thread-high", "thread-normal", "loop3-normal", "loop1-low"]
+    assert shared.stats()["active"] == 0 and shared.stats()["completed"] == 6
+
+
+# ----------------------------------------------------------------- runtime tuning
+
+
+async def test_raising_max_concurrent_wakes_waiters_at_once(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    gate = asyncio.Event()
+    started: list[int] = []
+
+    @queued(queue=shared)
+    async def work(n: int) -> None:
+        started.append(n)
+        await gate.wait()
+
+    tasks = [asyncio.create_task(work(n)) for n in range(3)]
+    await yield_to_tasks()
+    assert started == [0]
+
+    shared.policy.max_concurrent = 3
+    await yield_to_tasks()
+
+    assert started == [0, 1, 2]
+    gate.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_lowering_max_concurrent_lets_running_calls_finish(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=2)
+    gates = [asyncio.Event() for _ in range(3)]
+    started: list[int] = []
+
+    @queued(queue=shared)
+    async def work(n: int) -> None:
+        started.append(n)
+        await gates[n].wait()
+
+    tasks = [asyncio.create_task(work(n)) for n in range(3)]
+    await yield_to_tasks()
+    shared.policy.max_concurrent = 1
+    assert shared.stats()["active"] == 2
+
+    gates[0].set()
+    await yield_to_tasks()
+    assert started == [0, 1]  # one slot left running, which is already the new limit
+
+    gates[1].set()
+    await yield_to_tasks()
+    assert started == [0, 1, 2]
+    gates[2].set()
+    await asyncio.gather(*tasks)
+
+
+def test_policy_is_the_queue_policy_and_validates_on_assignment() -> None:
+    @queued(max_concurrent=2, queue_size=3)
+    def work() -> None:
+        pass
+
+    work.policy.queue_size = 10
+    assert work.queue.policy.queue_size == 10
+    with pytest.raises(ValueError, match="max_concurrent"):
+        work.policy.max_concurrent = 0
+    assert work.policy.max_concurrent == 2
+
+
+def test_a_shared_queue_is_configured_on_the_queue_not_per_function() -> None:
+    with pytest.raises(TypeError, match="max_concurrent"):
+        queued(queue=RequestQueue(), max_concurrent=3)
+
+
+# ----------------------------------------------------------------- stats
+
+
+async def test_stats_report_wait_percentiles_by_priority(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared, priority="high")
+    async def urgent() -> None:
+        pass
+
+    holder = asyncio.create_task(hold())
+    await yield_to_tasks()
+    waiter = asyncio.create_task(urgent())
+    await yield_to_tasks()
+    fake_clock.advance(3.0)
+    gate.set()
+    await asyncio.gather(holder, waiter)
+
+    stats = urgent.get_queue_info()
+    assert stats["wait_p50"] == {"high": 3.0, "normal": 0.0, "low": None}
+    assert stats["wait_p95"]["high"] == 3.0
+    assert (stats["admitted"], stats["completed"], stats["active"], stats["size"]) == (2, 2, 0, 0)
+    assert (stats["capacity"], stats["max_concurrent"]) == (100, 1)
+
+
+def test_reset_stats_clears_counters() -> None:
+    @queued
+    def work() -> None:
+        pass
+
+    work()
+    work.reset_stats()
+
+    assert work.stats()["admitted"] == 0 and work.stats()["wait_p50"]["normal"] is None
+
+
+def test_describe_shows_the_queue_layer() -> None:
+    @queued(max_concurrent=3)
+    def work() -> None:
+        pass
+
+    (layer,) = describe(work)
+    assert layer["layer"] == "queue"
+    assert layer["policy"]["max_concurrent"] == 3
+    assert layer["stats"]["active"] == 0
+
+
+def test_bare_decorator_gives_each_function_its_own_queue() -> None:
+    @queued
+    def a() -> str:
+        return "a"
+
+    @queued
+    def b() -> str:
+        return "b"
+
+    assert (a(), b()) == ("a", "b")
+    assert a.queue is not b.queue and a.policy.max_concurrent == 5
