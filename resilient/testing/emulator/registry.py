@@ -5,6 +5,7 @@ from __future__ import annotations
 from ... import clock as _clock
 from .protocols import Protocol
 from .protocols.anthropic import Anthropic
+from .protocols.ollama import Ollama
 from .protocols.openai import OpenAI
 
 __all__ = ["default_protocols"]
@@ -12,4 +13,4 @@ __all__ = ["default_protocols"]
 
 def default_protocols(clock: _clock.Clock) -> list[Protocol]:
     """One instance of every protocol, sharing the emulator's clock."""
-    return [OpenAI(clock), Anthropic(clock)]
+    return [OpenAI(clock), Anthropic(clock), Ollama(clock)]

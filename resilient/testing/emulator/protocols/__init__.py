@@ -8,6 +8,7 @@ interface.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import ClassVar
 from resilient.clock import Clock
 from ..exchange import JsonReply, Reply, Request
 
-__all__ = ["Protocol", "Route", "Quota", "all_routes", "format_seconds"]
+__all__ = ["Protocol", "Route", "Quota", "all_routes", "format_seconds", "utc_timestamp"]
 
 Handler = Callable[[Request], Reply]
 
@@ -84,6 +85,11 @@ class Protocol:
 def format_seconds(seconds: float) -> str:
     """Seconds as a short decimal (``0.2``, ``12``): precise to the millisecond, as tests need."""
     return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def utc_timestamp(epoch: float) -> str:
+    """RFC 3339 UTC time (``2023-11-14T22:13:20Z``), as Anthropic's reset headers and Ollama's ``created_at`` use."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def all_routes(protocols: list[Protocol]) -> list[Route]:

@@ -8,7 +8,6 @@ Streams send every event type in the documented order (``message_start``,
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -16,7 +15,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse
-from . import Protocol, Quota, Route
+from . import Protocol, Quota, Route, utc_timestamp
 
 __all__ = ["Anthropic"]
 
@@ -58,13 +57,13 @@ class Anthropic(Protocol):
         headers = {
             "anthropic-ratelimit-requests-limit": str(quota.requests_limit),
             "anthropic-ratelimit-requests-remaining": str(quota.requests_remaining),
-            "anthropic-ratelimit-requests-reset": _rfc3339(now + quota.requests_reset),
+            "anthropic-ratelimit-requests-reset": utc_timestamp(now + quota.requests_reset),
         }
         if quota.tokens_limit is not None:
             for family in ("tokens", "input-tokens"):
                 headers[f"anthropic-ratelimit-{family}-limit"] = str(quota.tokens_limit)
                 headers[f"anthropic-ratelimit-{family}-remaining"] = str(quota.tokens_remaining)
-                headers[f"anthropic-ratelimit-{family}-reset"] = _rfc3339(now + (quota.tokens_reset or 0.0))
+                headers[f"anthropic-ratelimit-{family}-reset"] = utc_timestamp(now + (quota.tokens_reset or 0.0))
         return headers
 
     # -- endpoints ---------------------------------------------------------------
@@ -214,7 +213,3 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
 def _error_body(status: int, message: str) -> dict[str, Any]:
     kind = _ERROR_TYPES.get(status, "api_error")
     return {"type": "error", "error": {"type": kind, "message": message}}
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

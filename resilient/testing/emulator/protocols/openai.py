@@ -85,7 +85,7 @@ class OpenAI(Protocol):
     def chat(self, request: Request) -> Reply:
         body = request.json()
         model = _required_str(body, "model")
-        completion = parse_chat(body)
+        completion = parse_chat(body, body.get("max_completion_tokens") or body.get("max_tokens"))
         ident, created = "chatcmpl-" + request.id, int(self.clock.time())
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -193,8 +193,8 @@ class OpenAI(Protocol):
         return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"}
 
 
-def parse_chat(body: dict[str, Any]) -> Completion:
-    """The model's turn for an OpenAI-style chat request (shared by every OpenAI-compatible server)."""
+def parse_chat(body: dict[str, Any], max_tokens: Any) -> Completion:
+    """The model's turn for an OpenAI-style message list (OpenAI-compatible servers, Ollama)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty array.")
@@ -214,7 +214,6 @@ def parse_chat(body: dict[str, Any]) -> Completion:
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         choice = (choice.get("function") or {}).get("name")
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise BadRequest("'max_tokens' must be a positive integer.")
     return content.complete(
