@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -85,14 +86,21 @@ class ResilientError(Exception):
 
     def __str__(self) -> str:
         head = " ".join(str(part) for part in (self.provider, self.status) if part is not None)
-        text = self.message if len(self.message) <= _MESSAGE_LIMIT else self.message[: _MESSAGE_LIMIT - 1] + "…"
+        # One line: a 502 from a proxy often carries a whole HTML page.
+        text = redact(" ".join(str(self.message).split()))  # before cutting: no half key survives
+        if len(text) > _MESSAGE_LIMIT:
+            text = text[: _MESSAGE_LIMIT - 1] + "…"
         details = []
         if self.request_id:
             details.append(f"request_id={self.request_id}")
         if self.retry_after is not None:
             details.append(f"retry after {self.retry_after:g}s")
-        out = f"[{head}] {text}" if head else text
-        return f"{out} ({', '.join(details)})" if details else out
+        out = " ".join(part for part in (f"[{head}]" if head else "", text) if part)
+        if details:
+            out = f"{out} ({', '.join(details)})" if out else f"({', '.join(details)})"
+        # Redact again: fields may have been set after construction, and the
+        # provider or request id is free text from elsewhere too.
+        return redact(out)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
@@ -393,7 +401,7 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
         return None
     raw_ms = _header(headers, "retry-after-ms")
     if raw_ms is not None:
-        value = _as_seconds(raw_ms, scale=0.001)
+        value = _as_seconds(raw_ms, scale=1000)
         if value is not None:
             return value
     raw = _header(headers, "retry-after")
@@ -406,33 +414,62 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
 
 
 def _header(headers: Any, name: str) -> Any:
-    """Case-insensitive header lookup on requests/httpx headers, dicts or lists of pairs."""
+    """Case-insensitive header lookup on requests/httpx headers, dicts or lists of pairs.
+
+    Values come back as ``str`` (bytes are decoded as latin-1, as HTTP allows);
+    anything that is not a header collection gives ``None``, never an exception,
+    because a malformed error object must not turn into a crash of the retry layer.
+    """
     getter = getattr(headers, "get", None)
     if getter is not None:
-        value = getter(name)
+        try:
+            value = getter(name)
+        except Exception:
+            value = None
         if value is not None or not isinstance(headers, dict):
             # requests' CaseInsensitiveDict, httpx.Headers and email.Message are
             # already case-insensitive; only a plain dict needs the scan below.
-            return value
-        items = headers.items()
+            return _text(value)
+        items: Any = headers.items()
+    elif isinstance(headers, (str, bytes, bytearray)):
+        return None
     else:
-        try:
-            items = list(headers)
-        except TypeError:
-            return None
-    for key, value in items:
-        if isinstance(key, (bytes, bytearray)):
-            key = key.decode("latin-1")
-        if isinstance(key, str) and key.lower() == name:
-            return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
+        items = headers
+    try:
+        for pair in items:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                continue
+            key, value = pair
+            if isinstance(key, (bytes, bytearray)):
+                key = key.decode("latin-1")
+            if isinstance(key, str) and key.lower() == name:
+                return _text(value)
+    except TypeError:
+        return None
     return None
 
 
-def _as_seconds(raw: Any, scale: float = 1.0) -> float | None:
-    try:
-        value = float(str(raw).strip()) * scale
-    except (TypeError, ValueError):
+def _text(value: Any) -> Any:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
+
+
+# HTTP's delay-seconds, widened to decimals (retry-after-ms carries fractions).
+# Stricter than float(): "1_0", "1e3", "nan", "inf" and "+3" are garbage, not delays.
+_DECIMAL: Final = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+
+def _as_seconds(raw: Any, scale: int = 1) -> float | None:
+    if isinstance(raw, bool):
         return None
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    else:
+        match = _DECIMAL.fullmatch(str(raw).strip())
+        if match is None:
+            return None
+        value = float(match.group(0))
+    # Divide rather than multiply by 0.001: "700" ms must be exactly 0.7 s.
+    value = value / scale
     if math.isnan(value) or math.isinf(value) or value < 0 or value > MAX_RETRY_AFTER:
         return None
     return value
