@@ -1,0 +1,241 @@
+"""@rate_limited: a token bucket, exact waits under a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from ratelimit import RateLimitException
+
+from resilient import FakeClock, RateLimitError, classify, describe
+from resilient.ratelimit import MemoryBucketState, RateLimiter, RateLimitExceeded, rate_limited
+
+
+def test_a_full_bucket_allows_a_burst_of_calls_without_waiting(fake_clock: FakeClock) -> None:
+    @rate_limited(5, 10)
+    def call(n: int) -> int:
+        return n
+
+    assert [call(n) for n in range(5)] == [0, 1, 2, 3, 4]
+    assert fake_clock.sleeps == []
+
+
+def test_past_the_burst_each_call_waits_for_its_refill(fake_clock: FakeClock) -> None:
+    @rate_limited(5, 10)  # one unit every 2 s
+    def call() -> None:
+        pass
+
+    for _ in range(8):
+        call()
+
+    assert fake_clock.sleeps == [2.0, 2.0, 2.0]
+
+
+def test_the_bucket_refills_continuously(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(10, 10, mode="raise")
+    for _ in range(10):
+        limiter.acquire()
+
+    fake_clock.advance(3.5)
+
+    assert limiter.available() == pytest.approx(3.5)
+
+
+def test_no_double_burst_around_a_window_edge(fake_clock: FakeClock) -> None:
+    # A fixed-window counter lets 10 pass at t=9.9 and 10 more at t=10.1.
+    limiter = RateLimiter(10, 10, mode="raise")
+    fake_clock.advance(9.9)
+    for _ in range(10):
+        limiter.acquire()
+
+    fake_clock.advance(0.2)
+
+    with pytest.raises(RateLimitExceeded):
+        limiter.acquire()
+
+
+def test_raise_mode_gives_the_exact_retry_after(fake_clock: FakeClock) -> None:
+    @rate_limited(2, 10, mode="raise")
+    def call() -> None:
+        pass
+
+    call()
+    call()
+    fake_clock.advance(1.0)
+    with pytest.raises(RateLimitError) as caught:
+        call()
+
+    assert caught.value.retry_after == pytest.approx(4.0)
+    assert classify(caught.value).kind == "rate_limit" and classify(caught.value).retryable
+    assert fake_clock.sleeps == []
+
+
+def test_the_error_is_also_a_ratelimit_package_exception(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(1, 10, mode="raise")
+    limiter.acquire()
+
+    with pytest.raises(RateLimitException) as caught:
+        limiter.acquire()
+
+    assert caught.value.period_remaining == pytest.approx(10.0)
+
+
+def test_a_refused_call_takes_nothing_from_the_bucket(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(1, 10, mode="raise")
+    limiter.acquire()
+    for _ in range(3):
+        with pytest.raises(RateLimitExceeded):
+            limiter.acquire()
+
+    fake_clock.advance(10)
+
+    assert limiter.acquire() == 0.0
+
+
+def test_cost_weighs_a_call_by_its_arguments(fake_clock: FakeClock) -> None:
+    @rate_limited(1000, 60, cost=lambda prompt, max_tokens: max_tokens)  # 1000 tokens per minute
+    def ask(prompt: str, max_tokens: int) -> str:
+        return prompt
+
+    ask("a", max_tokens=800)
+    ask("b", max_tokens=400)  # 200 left, 200 missing: 12 s of refill
+
+    assert fake_clock.sleeps == [pytest.approx(12.0)]
+
+
+def test_a_cost_above_the_capacity_passes_once_the_bucket_is_full(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(10, 10, mode="raise")
+
+    assert limiter.acquire(25) == 0.0
+    with pytest.raises(RateLimitExceeded) as caught:
+        limiter.acquire(25)
+    assert caught.value.retry_after == pytest.approx(25.0)
+
+
+def test_max_wait_raises_instead_of_sleeping_too_long(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 60, max_wait=5)
+    def call() -> None:
+        pass
+
+    call()
+    with pytest.raises(RateLimitExceeded) as caught:
+        call()
+
+    assert caught.value.retry_after == pytest.approx(60.0)
+    assert fake_clock.sleeps == []
+
+
+def test_a_shared_limiter_counts_calls_of_every_function(fake_clock: FakeClock) -> None:
+    shared = RateLimiter(2, 10, mode="raise")
+
+    @shared
+    def a() -> str:
+        return "a"
+
+    @rate_limited(limiter=shared)
+    def b() -> str:
+        return "b"
+
+    assert (a(), b()) == ("a", "b")
+    with pytest.raises(RateLimitExceeded):
+        a()
+
+
+def test_policy_changes_apply_to_the_next_call(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 10, mode="raise")
+    def call() -> None:
+        pass
+
+    call()
+    call.policy.mode = "wait"
+    call()
+
+    assert fake_clock.sleeps == [10.0]
+    with pytest.raises(ValueError, match="mode"):
+        call.policy.mode = "drop"
+
+
+def test_invalid_configuration_raises_at_decoration() -> None:
+    with pytest.raises(ValueError, match="calls"):
+        rate_limited(0, 10)
+    with pytest.raises(ValueError, match="period"):
+        rate_limited(10, -1)
+
+
+async def test_async_calls_wait_through_the_clock(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 4)
+    async def call(n: int) -> int:
+        return n
+
+    assert [await call(n) for n in range(3)] == [0, 1, 2]
+    assert fake_clock.sleeps == [4.0, 4.0]
+
+
+async def test_a_cancelled_wait_gives_its_units_back() -> None:
+    limiter = RateLimiter(1, 60)
+    limiter.acquire()
+
+    waiting = asyncio.create_task(limiter.acquire_async())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert limiter.available() == pytest.approx(0.0, abs=0.01)
+
+
+def test_a_stream_is_admitted_when_it_starts(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 10, mode="raise")
+    def stream():
+        yield from (1, 2)
+
+    first, second = stream(), stream()
+    assert list(first) == [1, 2]
+    with pytest.raises(RateLimitExceeded):
+        next(second)
+
+
+async def test_an_async_stream_waits_before_its_first_chunk(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 3)
+    async def stream():
+        yield "a"
+
+    assert [c async for c in stream()] + [c async for c in stream()] == ["a", "a"]
+    assert fake_clock.sleeps == [3.0]
+
+
+def test_try_acquire_and_debit_serve_a_key_pool(fake_clock: FakeClock) -> None:
+    tokens_per_minute = RateLimiter(1000, 60)
+    assert tokens_per_minute.try_acquire(0) == 0.0
+
+    tokens_per_minute.debit(1300)  # the answer used more than was left
+
+    assert tokens_per_minute.try_acquire(1) == pytest.approx(18.06, abs=0.01)
+
+
+def test_stats_count_admitted_waited_and_rejected(fake_clock: FakeClock) -> None:
+    @rate_limited(1, 5)
+    def call() -> None:
+        pass
+
+    call()
+    call()
+    call.policy.mode = "raise"
+    with pytest.raises(RateLimitExceeded):
+        call()
+
+    stats = call.stats()
+    assert (stats["admitted"], stats["waited"], stats["waited_seconds"], stats["rejected"]) == (2, 1, 5.0, 1)
+    assert describe(call)[0]["layer"] == "rate_limit"
+
+
+def test_the_bucket_state_is_replaceable() -> None:
+    state = MemoryBucketState()
+    clock = FakeClock()
+    a = RateLimiter(1, 10, mode="raise", state=state, clock=clock)
+    b = RateLimiter(1, 10, mode="raise", state=state, clock=clock)
+
+    a.acquire()
+
+    with pytest.raises(RateLimitExceeded):
+        b.acquire()
