@@ -1,0 +1,75 @@
+"""The official google-genai client is the judge of the emulator's Gemini API."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from resilient.testing.emulator.content import answer, count_tokens
+
+KEY = "AIzaTest0123456789abcdefghijkl"
+
+
+@pytest.fixture
+def client(emulator):
+    options = types.HttpOptions(base_url=emulator.url, retry_options=types.HttpRetryOptions(attempts=1))
+    return genai.Client(api_key=KEY, http_options=options)
+
+
+def test_generate_content(client, emulator):
+    reply = client.models.generate_content(model="gemini-2.0-flash", contents="What is a prime?")
+    assert reply.text == answer("What is a prime?")[0]
+    assert reply.usage_metadata.candidates_token_count == count_tokens(reply.text)
+    assert reply.candidates[0].finish_reason == types.FinishReason.STOP
+    assert emulator.requests[-1].key == "AIza…ijkl"
+
+
+def test_stream_generate_content(client):
+    chunks = list(client.models.generate_content_stream(model="gemini-2.0-flash", contents="What is a prime?"))
+    assert "".join(c.text for c in chunks) == answer("What is a prime?")[0]
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_function_call(client):
+    declaration = types.FunctionDeclaration(
+        name="get_weather",
+        parameters=types.Schema(type="OBJECT", properties={"city": types.Schema(type="STRING")}, required=["city"]),
+    )
+    reply = client.models.generate_content(
+        model="gemini-2.0-flash",
+        contents="Weather in Rome",
+        config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[declaration])]),
+    )
+    call = reply.function_calls[0]
+    assert (call.name, call.args) == ("get_weather", {"city": "Weather in Rome"})
+
+
+def test_embed_content_single_and_batch(client):
+    one = client.models.embed_content(model="text-embedding-004", contents="hello")
+    two = client.models.embed_content(
+        model="text-embedding-004", contents=["hello", "world"], config=types.EmbedContentConfig(output_dimensionality=32)
+    )
+    assert len(one.embeddings[0].values) == 768
+    assert [len(e.values) for e in two.embeddings] == [32, 32]
+
+
+def test_rate_limit_is_a_client_error_429_with_retry_info(client, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=4, burst=1)
+    client.models.generate_content(model="gemini-2.0-flash", contents="x")
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-2.0-flash", contents="x")
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+    assert caught.value.details["error"]["details"][0]["retryDelay"] == "0.25s"
+
+
+def test_key_in_query_string_is_recognised_and_fingerprinted(emulator):
+    url = emulator.url + "/v1beta/models/m:generateContent?key=" + KEY
+    assert httpx.post(url, json={"contents": [{"parts": [{"text": "hi"}]}]}).status_code == 200
+    assert emulator.requests[-1].key == "AIza…ijkl"
+
+
+def test_missing_contents_is_invalid_argument(emulator):
+    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json={})
+    assert reply.status_code == 400 and reply.json()["error"]["status"] == "INVALID_ARGUMENT"
