@@ -176,6 +176,7 @@ class Backoff(Layer):
     """The runtime of one ``@backoff`` layer: policy, randomness, clock and counters."""
 
     kind = "backoff"
+    policy: BackoffPolicy
 
     def __init__(self, policy: BackoffPolicy, *, clock: _clock.Clock | None = None, rng: random.Random | None = None):
         self.policy = policy
@@ -264,7 +265,7 @@ class Backoff(Layer):
     def wrap(self, fn: F) -> F:
         kind = kind_of(fn)
         build = {ASYNC: self._wrap_async, GEN: self._wrap_generator, ASYNC_GEN: self._wrap_async_generator}
-        return attach(build.get(kind, self._wrap_sync)(fn), fn, self)
+        return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
 
     def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         policy = self.policy

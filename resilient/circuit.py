@@ -135,6 +135,8 @@ class Circuit(Layer):
     """
 
     kind = "circuit"
+    policy: CircuitPolicy
+    name: str
 
     def __init__(
         self,

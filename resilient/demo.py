@@ -84,7 +84,7 @@ def run(out: TextIO) -> int:
     try:
         ask("anyone there?")
     except CircuitOpenError as exc:
-        say(f"  -> CircuitOpenError, next probe in {exc.retry_after / SCALE:.1f} policy-seconds")
+        say(f"  -> CircuitOpenError, next probe in {(exc.retry_after or 0) / SCALE:.1f} policy-seconds")
     say(f"  provider calls made: {provider.calls - calls_before}")
 
     say("\n4. after reset_timeout a probe goes through and closes the circuit:")

@@ -28,6 +28,10 @@ class RetryBudgetPolicy(Policy):
         "ttl": (10.0, positive_float),
     }
 
+    ratio: float
+    min_per_second: float
+    ttl: float
+
 
 class RetryBudget:
     """Allows ``min_per_second * ttl + ratio * calls`` retries per sliding ``ttl`` window."""

@@ -32,6 +32,10 @@ class ThrottleGatePolicy(Policy):
         "reset_after": (60.0, positive_float),
     }
 
+    base_wait: float
+    max_wait: float
+    reset_after: float
+
 
 class GateState(Protocol):
     """The gate's shared state; each method is one atomic step."""
