@@ -117,6 +117,7 @@ class _Attempts:
         wait = gate.wait_time(self.clock.monotonic())
         if wait > 0:
             if self._past_deadline(wait):
+                self.layer.record_failure(0, "deadline")
                 raise RateLimitError(
                     f"throttle gate closed for {wait:.3g}s, past the {self.policy.deadline:g}s deadline",
                     retry_after=wait,

@@ -506,3 +506,28 @@ def test_clock_can_be_given_explicitly() -> None:
 
     assert own.sleeps == [1]
     assert other.sleeps == []
+
+
+def test_a_gate_closed_past_the_deadline_fails_the_call_without_sending(fake_clock: FakeClock) -> None:
+    gate = ThrottleGate()
+    gate.record_throttle(hint=30.0, now=fake_clock.monotonic())
+    flaky = Flaky()
+    ask = backoff(gate=gate, deadline=10)(flaky)
+
+    with pytest.raises(RateLimitError) as caught:
+        ask()
+
+    assert caught.value.retry_after == 30
+    assert flaky.calls == 0
+    assert fake_clock.sleeps == []
+    assert ask.stats()["gave_up"] == {"deadline": 1}
+
+
+def test_a_gate_closed_within_the_deadline_is_waited_before_the_first_attempt(fake_clock: FakeClock) -> None:
+    gate = ThrottleGate()
+    gate.record_throttle(hint=3.0, now=fake_clock.monotonic())
+    ask = backoff(gate=gate, deadline=10)(Flaky())
+
+    assert ask() == "ok"
+    assert fake_clock.sleeps == [3]
+    assert gate.stats()["waits"] == 1
