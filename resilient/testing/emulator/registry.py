@@ -8,11 +8,13 @@ from .protocols.anthropic import Anthropic
 from .protocols.gemini import Gemini
 from .protocols.huggingface import HuggingFace
 from .protocols.ollama import Ollama
+from .protocols.opea import OPEA
 from .protocols.openai import OpenAI
+from .protocols.openvino import OpenVINO
 
 __all__ = ["default_protocols"]
 
 
 def default_protocols(clock: _clock.Clock) -> list[Protocol]:
     """One instance of every protocol, sharing the emulator's clock."""
-    return [OpenAI(clock), Anthropic(clock), Ollama(clock), HuggingFace(clock), Gemini(clock)]
+    return [OpenAI(clock), Anthropic(clock), Ollama(clock), HuggingFace(clock), Gemini(clock), OpenVINO(clock), OPEA(clock)]
