@@ -159,6 +159,15 @@ class _Attempts:
             self.clock.monotonic() - self.started + delay > deadline
         )
 
+    def next_wait(self, failure: Exception | None) -> float:
+        """Seconds to wait before the next attempt; raises ``failure`` (annotated) when giving up."""
+        if failure is None:
+            return self.first_wait()
+        wait = self.delay_after(failure)
+        if isinstance(wait, str):
+            raise self.give_up(failure, wait)
+        return wait
+
     def give_up(self, exc: BaseException, reason: str) -> BaseException:
         """Annotate ``exc`` (PEP 678 note), count the failure, and hand ``exc`` back to raise."""
         plural = "" if self.made == 1 else "s"
@@ -288,9 +297,7 @@ class Backoff(Layer):
                 failure = None
             clock = attempts.clock
             while True:
-                wait = attempts.first_wait() if failure is None else attempts.delay_after(failure)
-                if isinstance(wait, str):
-                    raise attempts.give_up(failure, wait)  # type: ignore[arg-type]
+                wait = attempts.next_wait(failure)
                 if wait:
                     clock.sleep(wait)
                 try:
@@ -309,9 +316,7 @@ class Backoff(Layer):
             clock = attempts.clock
             failure: Exception | None = None
             while True:
-                wait = attempts.first_wait() if failure is None else attempts.delay_after(failure)
-                if isinstance(wait, str):
-                    raise attempts.give_up(failure, wait)  # type: ignore[arg-type]
+                wait = attempts.next_wait(failure)
                 if wait:
                     await clock.asleep(wait)
                 try:
@@ -330,9 +335,7 @@ class Backoff(Layer):
             clock = attempts.clock
             failure: Exception | None = None
             while True:
-                wait = attempts.first_wait() if failure is None else attempts.delay_after(failure)
-                if isinstance(wait, str):
-                    raise attempts.give_up(failure, wait)  # type: ignore[arg-type]
+                wait = attempts.next_wait(failure)
                 if wait:
                     clock.sleep(wait)
                 stream = fn(*args, **kwargs)
@@ -358,9 +361,7 @@ class Backoff(Layer):
             clock = attempts.clock
             failure: Exception | None = None
             while True:
-                wait = attempts.first_wait() if failure is None else attempts.delay_after(failure)
-                if isinstance(wait, str):
-                    raise attempts.give_up(failure, wait)  # type: ignore[arg-type]
+                wait = attempts.next_wait(failure)
                 if wait:
                     await clock.asleep(wait)
                 stream = fn(*args, **kwargs)
