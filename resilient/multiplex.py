@@ -1,0 +1,617 @@
+"""``@multiplex``: many API keys behind one function.
+
+Each attempt takes a key from a :class:`KeyPool` by a strategy and passes it
+to the wrapped function as the keyword ``param`` (``api_key``), so the
+function stays a plain adapter call. What a key's answer says decides what
+happens next:
+
+* a rate limit (429) cools that key for the server's ``retry_after`` (else
+  ``cooldown`` seconds) and the *same call* goes out at once on another key:
+  the limit is the key's, not the provider's, so this is no backoff retry.
+  When every usable key is cooling, :class:`~resilient.errors.RateLimitError`
+  says when the first one is back (``retry_after``), so an outer ``@backoff``
+  waits exactly that long;
+* an authentication error (401/403) disables the key for good (kept in stats
+  with the reason) and the call moves on; with every key disabled,
+  :class:`~resilient.errors.NoKeyAvailableError`;
+* any other error is the call's, not the key's: it propagates (retrying it
+  is ``@backoff``'s job).
+
+A stream is moved to another key only before its first chunk, and holds its
+key (``in_flight``) until it ends or is closed.
+
+Strategies: ``"round-robin"``; ``"least-loaded"`` (fewest calls in flight,
+ties by fewest requests); ``"weighted"`` (smooth weighted round-robin, as in
+nginx: deterministic, and spread evenly rather than in runs); ``"usage"``
+(fewest tokens in the last minute); or a callable that gets the usable keys
+and returns one. Per-key limits skip a key rather than send to it:
+``max_concurrent_per_key``, and ``limits={"rpm": ..., "tpm": ...}`` through a
+:class:`~resilient.ratelimit.RateLimiter` per key (tokens are counted after
+the answer, from its ``usage``).
+
+Keys never leave the pool except as the keyword argument: stats, logs, reprs
+and errors show a name (the environment variable, the dict key) or a
+masked fingerprint (``sk-…a1b2``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from . import clock as _clock
+from .errors import NoKeyAvailableError, RateLimitError, classify
+from .keys import keys_from_env
+from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
+from .policy import Policy, non_negative_float, one_of, optional, positive_int
+from .ratelimit import RateLimiter
+from .secrets import fingerprint
+
+__all__ = ["multiplex", "KeyPool", "MultiplexPolicy", "STRATEGIES"]
+
+logger = logging.getLogger("resilient.multiplex")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STRATEGIES = ("round-robin", "least-loaded", "weighted", "usage")
+_USAGE_WINDOW = 60.0  # seconds of token usage the "usage" strategy compares
+
+
+def _strategy(name: str, value: Any) -> Any:
+    if callable(value) or value in STRATEGIES:
+        return value
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, STRATEGIES))} or a callable; got {value!r}")
+
+
+def _identifier(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ValueError(f"{name} must be a keyword argument name, got {value!r}")
+    return value
+
+
+def _callable_or_none(name: str, value: Any) -> Any:
+    if value is None or callable(value):
+        return value
+    raise ValueError(f"{name} must be None or a function of the result, got {value!r}")
+
+
+class MultiplexPolicy(Policy):
+    """Configuration of a key pool; shared by every function that uses it."""
+
+    _fields = {
+        "strategy": ("round-robin", _strategy),
+        "param": ("api_key", _identifier),
+        "max_concurrent_per_key": (None, optional(positive_int)),
+        "cooldown": (30.0, non_negative_float),
+        "usage": (None, _callable_or_none),
+    }
+
+    strategy: Any
+    param: str
+    max_concurrent_per_key: int | None
+    cooldown: float
+    usage: Callable[[Any], Any] | None
+
+
+class PoolKey:
+    """One key and what the pool knows about it; its repr and stats never show the key."""
+
+    __slots__ = (
+        "name", "fingerprint", "weight", "_secret", "_current", "in_flight", "requests", "successes", "failures",
+        "input_tokens", "output_tokens", "total_tokens", "last_error", "cooling_until", "disabled", "rpm", "tpm",
+        "_recent",
+    )  # fmt: skip
+
+    def __init__(self, name: str, secret: str, weight: float) -> None:
+        self.name = name
+        self.fingerprint = fingerprint(secret)
+        self.weight = weight
+        self._secret = secret
+        self._current = 0.0
+        self.in_flight = self.requests = self.successes = self.failures = 0
+        self.input_tokens = self.output_tokens = self.total_tokens = 0
+        self.last_error: str | None = None
+        self.cooling_until = float("-inf")
+        self.disabled: str | None = None
+        self.rpm: RateLimiter | None = None
+        self.tpm: RateLimiter | None = None
+        self._recent: deque[tuple[float, int]] = deque()
+
+    def tokens_in_window(self, now: float) -> int:
+        """Tokens used in the last minute (the ``"usage"`` strategy's measure)."""
+        recent = self._recent
+        while recent and recent[0][0] <= now - _USAGE_WINDOW:
+            recent.popleft()
+        return sum(tokens for _, tokens in recent)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        return {
+            "key": self.fingerprint,
+            "weight": self.weight,
+            "requests": self.requests,
+            "successes": self.successes,
+            "failures": self.failures,
+            "in_flight": self.in_flight,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "last_error": self.last_error,
+            "cooling_until": self.cooling_until if self.cooling_until > now else None,
+            "cooling_for": max(0.0, self.cooling_until - now),
+            "disabled": self.disabled,
+        }
+
+    def __repr__(self) -> str:
+        return f"PoolKey({self.name!r}, {self.fingerprint})"
+
+
+class KeyPool(Layer):
+    """API keys shared by every function decorated with the pool.
+
+    >>> pool = KeyPool(env="ANTHROPIC_API_KEY", strategy="least-loaded")
+    >>> @pool
+    ... def ask(messages, *, api_key): ...
+    """
+
+    kind = "multiplex"
+
+    def __init__(
+        self,
+        keys: Any = None,
+        *,
+        env: str | None = None,
+        strategy: Any = "round-robin",
+        param: str = "api_key",
+        max_concurrent_per_key: int | None = None,
+        limits: Mapping[str, float] | None = None,
+        cooldown: float = 30.0,
+        usage: Callable[[Any], Any] | None = None,
+        name: str | None = None,
+        dotenv: str | os.PathLike[str] | None = ".env",
+        clock: _clock.Clock | None = None,
+    ) -> None:
+        self.policy = MultiplexPolicy(
+            strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, cooldown=cooldown, usage=usage
+        )
+        unknown = set(limits or ()) - {"rpm", "tpm"}
+        if unknown:
+            raise ValueError(f"limits takes 'rpm' and 'tpm', got {', '.join(sorted(unknown))}")
+        self.limits = dict(limits or {})
+        self.name = name or (env or f"keys-{id(self):x}")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: list[PoolKey] = []
+        self._cursor = 0
+        entries = _entries(keys)
+        if env is not None:
+            entries += [(var, key, 1.0) for var, key in keys_from_env(env, dotenv=dotenv)]
+        if not entries:
+            raise NoKeyAvailableError("no API key given: pass keys=[...], a dict name -> key, or env='PROVIDER_API_KEY'")
+        for key_name, secret, weight in entries:
+            self.add_key(secret, name=key_name, weight=weight)
+        self.reset_stats()
+
+    def __call__(self, fn: F) -> F:
+        return self.wrap(fn)
+
+    # ----------------------------------------------------------------- keys
+
+    def add_key(self, key: str, *, name: str | None = None, weight: float = 1.0) -> str:
+        """Add a key at runtime; returns the name it is known by in stats."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("a key must be a non-empty string")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"weight must be a number > 0, got {weight!r}")
+        entry = PoolKey(name or fingerprint(key), key, float(weight))
+        for kind, limit in self.limits.items():
+            setattr(entry, kind, RateLimiter(limit, 60.0, mode="raise", name=f"{entry.name}:{kind}", clock=self._clock))
+        with self._lock:
+            if any(k._secret == key for k in self._keys):
+                raise ValueError(f"key {entry.fingerprint} is already in the pool")
+            names = {k.name for k in self._keys}
+            base, n = entry.name, 2
+            while entry.name in names:
+                entry.name, n = f"{base}#{n}", n + 1
+            self._keys = [*self._keys, entry]
+        return entry.name
+
+    def remove_key(self, key_or_name: str) -> None:
+        """Remove a key (by the key itself or its name) at runtime; calls using it finish normally."""
+        with self._lock:
+            kept = [k for k in self._keys if k._secret != key_or_name and k.name != key_or_name]
+            if len(kept) == len(self._keys):
+                raise KeyError(f"no such key in pool {self.name}: {fingerprint(key_or_name)}")
+            self._keys = kept
+
+    @property
+    def keys(self) -> list[PoolKey]:
+        """The pool's keys (their reprs and stats are masked)."""
+        return list(self._keys)
+
+    # ----------------------------------------------------------------- choosing
+
+    def checkout(self, tried: set[PoolKey] | frozenset[PoolKey] = frozenset(), last: BaseException | None = None) -> PoolKey:
+        """Take a usable key (not disabled, not cooling, under its limits, not in ``tried``), or raise.
+
+        Raises :class:`RateLimitError` with the shortest wait when keys exist
+        but are cooling or at their limits, :class:`NoKeyAvailableError` when
+        every key is disabled, and re-raises ``last`` when every usable key was
+        already tried in this call.
+        """
+        policy = self.policy
+        cap = policy.max_concurrent_per_key
+        with self._lock:
+            now = _clock.resolve(self._clock).monotonic()
+            candidates = [
+                k for k in self._keys
+                if k.disabled is None and k.cooling_until <= now and k not in tried and (cap is None or k.in_flight < cap)
+            ]  # fmt: skip
+            waits = []
+            while candidates:
+                key = self._choose(candidates, now)
+                wait = self._limit_wait(key)
+                if not wait:
+                    key.in_flight += 1
+                    key.requests += 1
+                    self._attempts += 1
+                    return key
+                waits.append(wait)
+                candidates.remove(key)
+            raise self._none_usable(now, waits, tried, last)
+
+    def _choose(self, candidates: list[PoolKey], now: float) -> PoolKey:
+        strategy = self.policy.strategy
+        if strategy == "round-robin":
+            keys = self._keys
+            count = len(keys)
+            for step in range(count):
+                key = keys[(self._cursor + step) % count]
+                if key in candidates:
+                    self._cursor = (self._cursor + step + 1) % count
+                    return key
+        if strategy == "least-loaded":
+            return min(candidates, key=lambda k: (k.in_flight, k.requests))
+        if strategy == "weighted":
+            total = 0.0
+            for k in candidates:
+                k._current += k.weight
+                total += k.weight
+            best = max(candidates, key=lambda k: k._current)
+            best._current -= total
+            return best
+        if strategy == "usage":
+            return min(candidates, key=lambda k: (k.tokens_in_window(now), k.requests))
+        if callable(strategy):
+            chosen = strategy(list(candidates))
+            if chosen not in candidates:
+                raise ValueError(f"strategy {strategy!r} must return one of the keys it was given")
+            return chosen
+        return candidates[0]
+
+    @staticmethod
+    def _limit_wait(key: PoolKey) -> float:
+        if key.tpm is not None:
+            wait = key.tpm.try_acquire(0)  # tokens are debited after the answer; in debt means wait
+            if wait:
+                return wait
+        if key.rpm is not None:
+            return key.rpm.try_acquire(1)
+        return 0.0
+
+    def _none_usable(
+        self, now: float, waits: list[float], tried: Any, last: BaseException | None
+    ) -> BaseException:
+        enabled = [k for k in self._keys if k.disabled is None]
+        if not enabled:
+            self._exhausted += 1
+            reasons = ", ".join(f"{k.name} ({k.disabled})" for k in self._keys) or "none left"
+            return _chained(NoKeyAvailableError(f"every key of pool {self.name} is disabled: {reasons}"), last)
+        waits += [k.cooling_until - now for k in enabled if k.cooling_until > now]
+        if waits:
+            self._exhausted += 1
+            cooling = sum(1 for k in enabled if k.cooling_until > now)
+            return _chained(
+                RateLimitError(
+                    f"no key of pool {self.name} usable now: {cooling} of {len(enabled)} cooling, the rest at their limits",
+                    retry_after=min(waits),
+                ),
+                last,
+            )
+        if last is not None and all(k in tried for k in enabled):
+            return last
+        self._exhausted += 1
+        return RateLimitError(
+            f"every key of pool {self.name} has {self.policy.max_concurrent_per_key} calls in flight"
+        )
+
+    # ----------------------------------------------------------------- outcomes
+
+    def checkin(self, key: PoolKey, outcome: BaseException | None = None, result: Any = None) -> bool:
+        """Give ``key`` back with how its call ended; ``True`` when the call may go out on another key."""
+        usage = _usage_of(result, self.policy.usage) if outcome is None else None
+        info = classify(outcome) if isinstance(outcome, Exception) else None
+        with self._lock:
+            key.in_flight -= 1
+            if outcome is None or isinstance(outcome, GeneratorExit):
+                key.successes += 1
+                if usage is not None:
+                    self._count_tokens(key, usage)
+                return False
+            if info is None:  # cancelled, interrupted: says nothing about the key
+                return False
+            key.failures += 1
+            key.last_error = info.kind
+            if info.kind == "rate_limit":
+                seconds = info.retry_after if info.retry_after is not None else self.policy.cooldown
+                now = _clock.resolve(self._clock).monotonic()
+                key.cooling_until = max(key.cooling_until, now + seconds)
+                self._failovers += 1
+                move_on = True
+            elif info.kind == "auth":
+                key.disabled = f"auth ({info.status})" if info.status else "auth"
+                self._failovers += 1
+                move_on = True
+            else:
+                return False
+        if move_on:
+            if key.disabled:
+                logger.warning("pool %s: key %s disabled (%s)", self.name, key.name, key.disabled)
+            elif logger.isEnabledFor(logging.INFO):
+                logger.info("pool %s: key %s rate limited, cooling %.3gs", self.name, key.name, seconds)
+        return move_on
+
+    def _count_tokens(self, key: PoolKey, usage: tuple[int, int, int]) -> None:
+        inp, out, total = usage
+        key.input_tokens += inp
+        key.output_tokens += out
+        key.total_tokens += total
+        if total:
+            now = _clock.resolve(self._clock).monotonic()
+            key._recent.append((now, total))
+            if key.tpm is not None:
+                key.tpm.debit(total)
+
+    # ----------------------------------------------------------------- stats
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            now = _clock.resolve(self._clock).monotonic()
+            keys = {k.name: k.snapshot(now) for k in self._keys}
+            return {
+                "keys": keys,
+                "available": sum(1 for k in self._keys if k.disabled is None and k.cooling_until <= now),
+                "attempts": self._attempts,
+                "failovers": self._failovers,
+                "exhausted": self._exhausted,
+                "in_flight": sum(k.in_flight for k in self._keys),
+            }
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._attempts = self._failovers = self._exhausted = 0
+            for k in self._keys:
+                k.requests = k.successes = k.failures = 0
+                k.input_tokens = k.output_tokens = k.total_tokens = 0
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k.name}={k.fingerprint}" if k.name != k.fingerprint else k.name for k in self._keys)
+        return f"KeyPool(name={self.name!r}, keys=[{names}], strategy={self.policy.strategy!r})"
+
+    # ----------------------------------------------------------------- wrappers
+    #
+    # One loop per kind of callable: take a key, call, and on a key's own
+    # failure take the next; ``checkout`` and ``checkin`` hold the decisions.
+
+    def wrap(self, fn: F) -> F:
+        kind = kind_of(fn)
+        build = {ASYNC: self._wrap_async, GEN: self._wrap_generator, ASYNC_GEN: self._wrap_async_generator}
+        return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
+
+    def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+
+        def call_with_key(*args: Any, **kwargs: Any) -> Any:
+            key = checkout()
+            tried: set[PoolKey] = set()
+            while True:
+                kwargs[policy.param] = key._secret
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    if not checkin(key, exc):
+                        raise
+                    tried.add(key)
+                    key = checkout(tried, exc)
+                    continue
+                checkin(key, None, result)
+                return result
+
+        return call_with_key
+
+    def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+
+        async def call_with_key(*args: Any, **kwargs: Any) -> Any:
+            key = checkout()
+            tried: set[PoolKey] = set()
+            while True:
+                kwargs[policy.param] = key._secret
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    if not checkin(key, exc):
+                        raise
+                    tried.add(key)
+                    key = checkout(tried, exc)
+                    continue
+                checkin(key, None, result)
+                return result
+
+        return call_with_key
+
+    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+
+        def stream_with_key(*args: Any, **kwargs: Any) -> Any:
+            key = checkout()
+            tried: set[PoolKey] = set()
+            while True:
+                kwargs[policy.param] = key._secret
+                stream = fn(*args, **kwargs)
+                try:
+                    chunk = next(stream)
+                except StopIteration as end:
+                    checkin(key)
+                    return end.value
+                except BaseException as exc:
+                    if not checkin(key, exc):
+                        raise
+                    tried.add(key)
+                    key = checkout(tried, exc)
+                    continue
+                break
+            # The first chunk arrived: the stream keeps this key until it ends.
+            last = None
+            try:
+                while True:
+                    if isinstance(chunk, Mapping) and "usage" in chunk:
+                        last = chunk
+                    yield chunk
+                    chunk = next(stream)
+            except StopIteration:
+                checkin(key, None, last)
+            except BaseException as exc:
+                stream.close()
+                checkin(key, exc)
+                raise
+
+        return stream_with_key
+
+    def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+
+        async def stream_with_key(*args: Any, **kwargs: Any) -> Any:
+            key = checkout()
+            tried: set[PoolKey] = set()
+            while True:
+                kwargs[policy.param] = key._secret
+                stream = fn(*args, **kwargs)
+                try:
+                    chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    checkin(key)
+                    return
+                except BaseException as exc:
+                    await stream.aclose()
+                    if not checkin(key, exc):
+                        raise
+                    tried.add(key)
+                    key = checkout(tried, exc)
+                    continue
+                break
+            last = None
+            try:
+                while True:
+                    if isinstance(chunk, Mapping) and "usage" in chunk:
+                        last = chunk
+                    yield chunk
+                    chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                checkin(key, None, last)
+            except BaseException as exc:
+                await stream.aclose()
+                checkin(key, exc)
+                raise
+
+        return stream_with_key
+
+
+def multiplex(
+    keys: Any = None,
+    *,
+    env: str | None = None,
+    strategy: Any = "round-robin",
+    param: str = "api_key",
+    max_concurrent_per_key: int | None = None,
+    limits: Mapping[str, float] | None = None,
+    cooldown: float = 30.0,
+    usage: Callable[[Any], Any] | None = None,
+    name: str | None = None,
+    dotenv: str | os.PathLike[str] | None = ".env",
+    clock: _clock.Clock | None = None,
+) -> Callable[[F], F]:
+    """Spread the decorated callable's calls over API keys (see the module docstring).
+
+    ``keys`` is a list of keys (optionally ``(key, weight)`` pairs), a dict
+    ``name -> key`` (or ``name -> (key, weight)``), or a :class:`KeyPool` to
+    share; ``env="ANTHROPIC_API_KEY"`` reads that variable and its numbered
+    variants. Keys are loaded now: no key at all is an error at decoration.
+    """
+    if isinstance(keys, KeyPool):
+        return keys.wrap
+    pool = KeyPool(
+        keys, env=env, strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, limits=limits,
+        cooldown=cooldown, usage=usage, name=name, dotenv=dotenv, clock=clock,
+    )  # fmt: skip
+    used = False
+
+    def decorate(fn: F) -> F:
+        # Each function gets its own pool, like @circuit; share one by passing a KeyPool.
+        nonlocal used
+        own = pool if not used else KeyPool(
+            [(k._secret, k.weight) for k in pool.keys], strategy=strategy, param=param,
+            max_concurrent_per_key=max_concurrent_per_key, limits=limits, cooldown=cooldown, usage=usage,
+            name=name, clock=clock,
+        )  # fmt: skip
+        used = True
+        return own.wrap(fn)
+
+    return decorate
+
+
+def _entries(keys: Any) -> list[tuple[str | None, str, float]]:
+    """``(name, key, weight)`` from the accepted ``keys`` forms."""
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        raise ValueError("keys must be a list or dict of keys, not one string (use keys=[key])")
+    items = keys.items() if isinstance(keys, Mapping) else ((None, value) for value in keys)
+    entries = []
+    for name, value in items:
+        weight = 1.0
+        if isinstance(value, tuple):
+            value, weight = value
+        entries.append((name, value, weight))
+    return entries
+
+
+def _usage_of(result: Any, extractor: Callable[[Any], Any] | None) -> tuple[int, int, int] | None:
+    """(input, output, total) tokens from a result's ``usage`` (dict or SDK object), if any."""
+    if result is None:
+        return None
+    if extractor is not None:
+        usage = extractor(result)
+    elif isinstance(result, Mapping):
+        usage = result.get("usage")
+    else:
+        usage = getattr(result, "usage", None)
+    if usage is None:
+        return None
+    get = usage.get if isinstance(usage, Mapping) else lambda name: getattr(usage, name, None)
+    inp = get("input_tokens") or get("prompt_tokens") or 0
+    out = get("output_tokens") or get("completion_tokens") or 0
+    total = get("total_tokens") or inp + out
+    try:
+        return int(inp), int(out), int(total)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chained(error: BaseException, cause: BaseException | None) -> BaseException:
+    if cause is not None:
+        error.__cause__ = cause
+    return error
