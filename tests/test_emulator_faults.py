@@ -7,7 +7,6 @@ import json
 import httpx
 import pytest
 
-from resilient.clock import FakeClock
 from resilient.testing.emulator import Emulator
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -52,7 +52,7 @@ def test_opea_chatqna_stream_and_plain(emulator, http):
     streamed = http.post(emulator.url + "/v1/chatqna", json={"messages": "What is OPEA?"}).text
     lines = [line.removeprefix("data: ") for line in streamed.splitlines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
-    assert "".join(eval(line).decode() for line in lines[:-1]) == answer("What is OPEA?")[0]  # b'...' literals
+    assert "".join(ast.literal_eval(line).decode() for line in lines[:-1]) == answer("What is OPEA?")[0]
     plain = http.post(emulator.url + "/v1/chatqna", json={"messages": "What is OPEA?", "stream": False}).json()
     assert plain["choices"][0]["message"]["content"] == answer("What is OPEA?")[0]
 

@@ -311,14 +311,14 @@ def make_fault(kind: str, added_at: float, params: dict[str, Any]) -> Fault:
     except KeyError:
         raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(KINDS)}") from None
     params = dict(params)
+    duration = params.pop("duration", None)
     scope = Scope(
         providers=_as_set(params.pop("provider", None)),
         path=params.pop("path", None),
         keys=_as_set(params.pop("key", None)),
         start=float(params.pop("start", 0.0)),
-        duration=None if params.get("duration") is None else float(params.pop("duration")),
+        duration=None if duration is None else float(duration),
     )
-    params.pop("duration", None)
     return cls(scope, added_at, **params)
 
 

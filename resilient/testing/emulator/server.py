@@ -28,7 +28,7 @@ from ... import clock as _clock
 from ...secrets import fingerprint, redact
 from . import framing
 from .content import count_tokens, dumps
-from .exchange import BadRequest, JsonReply, Reply, Request, StreamReply
+from .exchange import BadRequest, Reply, Request, StreamReply
 from .faults import Call, Fault, FaultSet, Plan, make_fault
 from .protocols import Protocol, Route, all_routes
 from .registry import default_protocols
@@ -329,7 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _read_chunked(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:

@@ -104,7 +104,7 @@ class Anthropic(Protocol):
         return body
 
     def _events(self, ident: str, model: str, completion: Completion) -> Iterator[bytes]:
-        start = {
+        start: dict[str, Any] = {
             "id": ident,
             "type": "message",
             "role": "assistant",
@@ -129,9 +129,9 @@ class Anthropic(Protocol):
             for delta in deltas:
                 yield sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
             yield sse({"type": "content_block_stop", "index": index}, "content_block_stop")
-        delta = {"stop_reason": _STOP_REASONS[completion.finish], "stop_sequence": None}
+        stop = {"stop_reason": _STOP_REASONS[completion.finish], "stop_sequence": None}
         usage = {"output_tokens": _output_tokens(completion)}
-        yield sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta")
+        yield sse({"type": "message_delta", "delta": stop, "usage": usage}, "message_delta")
         yield sse({"type": "message_stop"}, "message_stop")
 
 
