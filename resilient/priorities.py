@@ -16,9 +16,7 @@ read it without importing another layer.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -60,14 +58,25 @@ def as_priority(value: Any) -> Priority:
     raise ValueError(f"priority must be 'high', 'normal', 'low' or a Priority; got {value!r}")
 
 
-@contextlib.contextmanager
-def priority(value: Any) -> Iterator[Priority]:
-    """Run the calls inside the block at priority ``value``; blocks nest, the outer value returns on exit."""
-    token = _PRIORITY.set(as_priority(value))
-    try:
-        yield _PRIORITY.get()  # type: ignore[misc]
-    finally:
-        _PRIORITY.reset(token)
+class priority:
+    """Run the calls inside the block at priority ``value``; blocks nest, the outer value returns on exit.
+
+    A small class rather than ``@contextlib.contextmanager``: a block around
+    every call should cost a few hundred nanoseconds, not a generator.
+    """
+
+    __slots__ = ("value", "_tokens")
+
+    def __init__(self, value: Any) -> None:
+        self.value = as_priority(value)
+        self._tokens: list[contextvars.Token[Priority | None]] = []
+
+    def __enter__(self) -> Priority:
+        self._tokens.append(_PRIORITY.set(self.value))
+        return self.value
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _PRIORITY.reset(self._tokens.pop())
 
 
 def current_priority() -> Priority | None:
