@@ -1,0 +1,266 @@
+"""Shared plumbing of every adapter: session, credentials, errors, stream framing.
+
+Adapters stay thin because everything that is the same for all providers is
+here, once: sending a request and turning every failure into the
+:mod:`resilient.errors` taxonomy (HTTP status, transport error, malformed
+body, stream cut off before its final event), finding credentials in
+arguments, the environment or a ``.env`` file, and reading SSE and NDJSON
+streams. No retry or queue logic: that is what the decorators are for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import requests
+
+from resilient.errors import (
+    AuthenticationError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    error_for_status,
+    parse_retry_after,
+)
+from resilient.keys import read_dotenv
+from resilient.request_id import current_request_id
+from resilient.secrets import redact
+
+__all__ = [
+    "credential",
+    "setting",
+    "send",
+    "json_of",
+    "malformed",
+    "sse_events",
+    "ndjson",
+    "provider_request_id",
+    "compact",
+]
+
+_EXCERPT = 200
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """One keep-alive session per thread (``requests.Session`` is not thread-safe to share)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+def setting(names: Iterable[str], default: str | None = None) -> str | None:
+    """The first of ``names`` set in the environment, else in ``./.env``, else ``default``."""
+    names = tuple(names)
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    dotenv = read_dotenv()
+    for name in names:
+        if dotenv.get(name):
+            return dotenv[name]
+    return default
+
+
+def credential(api_key: str | None, env: Iterable[str], provider: str) -> str:
+    """``api_key`` if given, else the provider's usual variable; a clear error naming it if none."""
+    if api_key:
+        return api_key
+    env = tuple(env)
+    found = setting(env)
+    if found:
+        return found
+    raise AuthenticationError(
+        f"no API key: pass api_key= or set {' or '.join(env)} (environment or .env)", provider=provider
+    )
+
+
+def compact(**fields: Any) -> dict[str, Any]:
+    """``fields`` without the ones left at ``None`` (optional request parameters)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    json_body: Any = None,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    session: requests.Session | None = None,
+    stream: bool = False,
+    request_id: str | None = None,
+) -> requests.Response:
+    """Send one request; return the response if it is a success, raise the taxonomy otherwise."""
+    all_headers = dict(headers or {})
+    rid = request_id or current_request_id()
+    if rid:
+        all_headers.setdefault("X-Request-ID", rid)
+    try:
+        response = (session or _session()).request(
+            method, url, json=json_body, data=data, headers=all_headers, params=params, timeout=timeout, stream=stream
+        )
+    except requests.Timeout as exc:
+        raise ProviderTimeout(f"no answer within {timeout:g}s", provider=provider) from exc
+    except requests.ConnectionError as exc:
+        raise ProviderConnectionError(f"cannot reach {_host(url)}: {type(exc).__name__}", provider=provider) from exc
+    if response.status_code >= 400:
+        try:
+            raise error_from(response, provider)
+        finally:
+            response.close()
+    return response
+
+
+def error_from(response: requests.Response, provider: str) -> ProviderError:
+    """The taxonomy's error for an HTTP error response, with the provider's own message."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    message = _error_message(body) or _excerpt(response.text) or response.reason or ""
+    return error_for_status(
+        response.status_code,
+        message,
+        provider=provider,
+        request_id=provider_request_id(response),
+        retry_after=parse_retry_after(response.headers),
+        body=body,
+    )
+
+
+def _error_message(body: Any) -> str | None:
+    """The message in any of the providers' error shapes.
+
+    OpenAI/Groq ``{"error": {"message"}}``, Anthropic ``{"type": "error", "error": {"type", "message"}}``,
+    Gemini ``{"error": {"code", "message", "status"}}``, Ollama/TGI ``{"error": "..."}``,
+    FastAPI-style ``{"detail": ...}``, or a bare ``{"message"}``.
+    """
+    if isinstance(body, list) and body:
+        body = body[0]  # Gemini streams errors as a one-element array
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        message = error.get("message")
+        kind = error.get("type") or error.get("status")
+        if message:
+            return f"{kind}: {message}" if isinstance(kind, str) and kind else str(message)
+    for key in ("message", "detail"):
+        if body.get(key):
+            return str(body[key])
+    return None
+
+
+def provider_request_id(response: requests.Response) -> str | None:
+    """The provider's id for this request, from the headers providers use."""
+    for name in ("request-id", "x-request-id", "x-amzn-requestid", "x-goog-request-id", "cf-ray"):
+        value = response.headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def json_of(response: requests.Response, provider: str) -> Any:
+    """The JSON body of a success response, or a :class:`ProviderError` with the status and an excerpt."""
+    try:
+        return response.json()
+    except ValueError:
+        raise malformed(response, provider, "response is not JSON") from None
+
+
+def malformed(response: requests.Response, provider: str, what: str, body: Any = None) -> ProviderError:
+    """A :class:`ProviderError` for a body that is not what the protocol promises."""
+    text = body if isinstance(body, str) else (json.dumps(body)[: _EXCERPT * 2] if body is not None else None)
+    if text is None:
+        try:
+            text = response.text
+        except Exception:  # noqa: BLE001 - the body itself may be unreadable; the status still matters
+            text = ""
+    return ProviderError(
+        f"malformed response: {what}: {_excerpt(text)!r}",
+        status=response.status_code,
+        provider=provider,
+        request_id=provider_request_id(response),
+        body=text,
+    )
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(str(text).split())
+    return redact(text[:_EXCERPT] + ("…" if len(text) > _EXCERPT else ""))
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def _lines(response: requests.Response, provider: str) -> Iterator[str]:
+    """Decoded lines of a streamed body; a connection dropped mid-way becomes a ProviderConnectionError."""
+    try:
+        for raw in response.iter_lines(decode_unicode=False):
+            yield raw.decode("utf-8", errors="replace")
+    except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+        raise ProviderConnectionError(
+            "stream cut off mid-way", provider=provider, request_id=provider_request_id(response)
+        ) from exc
+    except requests.Timeout as exc:
+        raise ProviderTimeout("stream stalled", provider=provider, request_id=provider_request_id(response)) from exc
+    finally:
+        response.close()
+
+
+def sse_events(response: requests.Response, provider: str) -> Iterator[tuple[str | None, str]]:
+    """``(event name, data)`` for each Server-Sent Event; comments and ``id:``/``retry:`` fields are skipped."""
+    event: str | None = None
+    data: list[str] = []
+    for line in _lines(response, provider):
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
+    if data:
+        yield event, "\n".join(data)
+
+
+def ndjson(response: requests.Response, provider: str) -> Iterator[Any]:
+    """Each JSON value of a newline-delimited JSON stream."""
+    for line in _lines(response, provider):
+        if line.strip():
+            yield parse_json_text(line, response, provider)
+
+
+def parse_json_text(text: str, response: requests.Response, provider: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise malformed(response, provider, "stream event is not JSON", text) from None
+
+
+def stream_cut(response: requests.Response, provider: str, expected: str) -> ProviderConnectionError:
+    """The error for a stream that ended without its final event (never a quiet, partial success)."""
+    return ProviderConnectionError(
+        f"stream ended before {expected}", provider=provider, request_id=provider_request_id(response)
+    )
