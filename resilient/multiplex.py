@@ -562,11 +562,13 @@ def multiplex(
     def decorate(fn: F) -> F:
         # Each function gets its own pool, like @circuit; share one by passing a KeyPool.
         nonlocal used
-        own = pool if not used else KeyPool(
-            [(k._secret, k.weight) for k in pool.keys], strategy=strategy, param=param,
-            max_concurrent_per_key=max_concurrent_per_key, limits=limits, cooldown=cooldown, usage=usage,
-            name=name, clock=clock,
-        )  # fmt: skip
+        own = pool
+        if used:
+            own = KeyPool(
+                {k.name: (k._secret, k.weight) for k in pool.keys}, strategy=strategy, param=param,
+                max_concurrent_per_key=max_concurrent_per_key, limits=limits, cooldown=cooldown, usage=usage,
+                name=name or pool.name, clock=clock,
+            )  # fmt: skip
         used = True
         return own.wrap(fn)
 

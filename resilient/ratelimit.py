@@ -341,9 +341,12 @@ def rate_limited(
 ) -> Callable[[F], F]:
     """At most ``calls`` units per ``period`` seconds for the decorated callable (see the module docstring).
 
-    ``@rate_limited(50, 60)`` gives the function its own bucket; pass
-    ``limiter=`` (or decorate with a :class:`RateLimiter`) to share one.
+    ``@rate_limited(50, 60)`` gives the function its own bucket (bare
+    ``@rate_limited``: 60 per minute); pass ``limiter=`` (or decorate with a
+    :class:`RateLimiter`) to share one.
     """
+    if callable(calls):  # used bare: @rate_limited
+        return rate_limited()(calls)  # type: ignore[return-value]
     if limiter is not None:
         return limiter.wrap
     RateLimitPolicy(calls=calls, period=period, mode=mode, cost=cost, max_wait=max_wait)  # validate now

@@ -441,3 +441,34 @@ async def test_an_async_stream_fails_over_and_releases_on_close(fake_clock: Fake
     stats = pool.stats()
     assert stats["in_flight"] == 0 and stats["keys"]["a"]["disabled"] == "auth (401)"
     assert stats["keys"]["b"]["successes"] == 1
+
+
+async def test_a_cancelled_async_call_gives_its_key_back_without_a_verdict(fake_clock: FakeClock) -> None:
+    import asyncio
+
+    pool = KeyPool({"a": A})
+    started = asyncio.Event()
+
+    @pool
+    async def ask(*, api_key: str) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(ask())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    key_a = pool.stats()["keys"]["a"]
+    assert (key_a["in_flight"], key_a["failures"], key_a["successes"], key_a["cooling_for"]) == (0, 0, 0, 0.0)
+
+
+def test_one_multiplex_decorator_on_two_functions_gives_each_its_own_pool(fake_clock: FakeClock) -> None:
+    spread = multiplex({"a": A, "b": B})
+    first = spread(Provider())
+    second = spread(Provider())
+
+    assert (first()["text"], second()["text"]) == ("a", "a")
+    assert first.__resilient_layer__ is not second.__resilient_layer__
+    assert list(second.stats()["keys"]) == ["a", "b"]

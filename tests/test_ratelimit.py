@@ -239,3 +239,15 @@ def test_the_bucket_state_is_replaceable() -> None:
 
     with pytest.raises(RateLimitExceeded):
         b.acquire()
+
+
+def test_bare_decorator_allows_sixty_per_minute(fake_clock: FakeClock) -> None:
+    @rate_limited
+    def call() -> None:
+        pass
+
+    for _ in range(61):
+        call()
+
+    assert fake_clock.sleeps == [1.0]
+    assert call.policy.calls == 60.0
