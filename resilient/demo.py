@@ -1,99 +1,98 @@
 """``resilient demo``: a decorated call surviving injected failures, narrated.
 
-The "provider" here is a scripted function that fails the way real LLM APIs
-do (503, a 429 with Retry-After, an outage). Delays are scaled down
-(``SCALE``) so the whole run takes about a second on the real clock; the
-printed numbers are what each layer decided.
+A real HTTP round trip: the Anthropic adapter talks to the provider emulator
+on 127.0.0.1, which is told to misbehave the way real APIs do (a rate limit
+with Retry-After, then an outage). Policies are scaled down to fractions of a
+second so the run takes about two seconds; what each layer decided, and
+every request the "provider" received, is printed as it happens.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from .adapters import anthropic
 from .backoff import backoff
 from .circuit import Circuit
-from .errors import CircuitOpenError, OverloadedError, ProviderError, RateLimitError, ServerError
+from .errors import CircuitOpenError, ProviderError
 from .layer import describe
+from .testing.emulator import Emulator
 
-SCALE = 0.01  # one "second" of policy time lasts 10 ms in the demo
-
-
-class ScriptedProvider:
-    """Answers from a script of outcomes: an exception to raise, or ``None`` for a normal answer."""
-
-    def __init__(self, script: Iterator[BaseException | None], say: Callable[[str], None]) -> None:
-        self.script = script
-        self.say = say
-        self.calls = 0
-        self.last: float | None = None
-
-    def __call__(self, question: str) -> str:
-        self.calls += 1
-        now = time.monotonic()
-        waited = "" if self.last is None else f" after waiting {(now - self.last) / SCALE:.1f} policy-s"
-        self.last = now
-        outcome = next(self.script, None)
-        if outcome is not None:
-            self.say(f"    provider call {self.calls}{waited}: {type(outcome).__name__} {outcome}")
-            raise outcome
-        self.say(f"    provider call {self.calls}{waited}: 200 OK")
-        return f"answer to {question!r}"
+MESSAGES = [{"role": "user", "content": "Why do LLM clients need retries?"}]
 
 
 def run(out: TextIO) -> int:
-    def say(line: str) -> None:
+    def say(line: str = "") -> None:
         print(line, file=out, flush=True)
 
     started = time.monotonic()
-    breaker = Circuit(
-        fail_max=2,
-        reset_timeout=5 * SCALE,
-        name="provider",
-        on_state_change=lambda name, old, new: say(f"  [circuit] {old} -> {new}"),
-    )
-    script = iter(
-        [
-            OverloadedError("overloaded", status=529, provider="demo"),
-            RateLimitError("rate limited", status=429, provider="demo", retry_after=2 * SCALE),
-            None,  # call 1 succeeds on its third attempt
-            *[ServerError("outage", status=503, provider="demo")] * 6,  # calls 2 and 3: an outage
-        ]
-    )
-    provider = ScriptedProvider(script, say)
+    with Emulator() as emu:
+        seen = 0
 
-    @breaker
-    @backoff(max_retries=2, initial_delay=1 * SCALE, jitter=None)
-    def ask(question: str) -> str:
-        return provider(question)
+        def provider_log() -> None:
+            nonlocal seen
+            for record in emu.requests[seen:]:
+                at = record.time - emu.requests[0].time
+                say(f"    provider got request at +{at:.2f}s -> {record.status}")
+            seen = len(emu.requests)
 
-    say("resilient demo: @circuit(fail_max=2) over @backoff(max_retries=2) over a scripted provider\n")
-    say("1. transient errors are retried (exponential delay, Retry-After honoured):")
-    say(f"  -> {ask('what is a circuit breaker?')}")
+        breaker = Circuit(
+            fail_max=2,
+            reset_timeout=0.5,
+            name="anthropic",
+            on_state_change=lambda name, old, new: say(f"    [circuit] {old} -> {new}"),
+        )
 
-    say("\n2. an outage: each call's retries run out; two failed calls trip the circuit:")
-    for question in ("and a retry budget?", "and a throttle gate?"):
-        try:
-            ask(question)
-        except ProviderError as exc:
-            say(f"  -> gave up: {exc} ({exc.__notes__[-1]})")
+        @breaker
+        @backoff(max_retries=2, initial_delay=0.1, factor=2, jitter=None)
+        def ask(question: str) -> str:
+            messages = [{"role": "user", "content": question}]
+            return anthropic.chat(messages, model="claude-demo", api_key="demo-key", base_url=emu.url)["text"]
 
-    say("\n3. while the circuit is open, calls fail fast without reaching the provider:")
-    calls_before = provider.calls
-    try:
-        ask("anyone there?")
-    except CircuitOpenError as exc:
-        say(f"  -> CircuitOpenError, next probe in {(exc.retry_after or 0) / SCALE:.1f} policy-seconds")
-    say(f"  provider calls made: {provider.calls - calls_before}")
+        def attempt(question: str) -> None:
+            try:
+                say(f"  -> {ask(question)!r}")
+            except CircuitOpenError as exc:
+                say(f"  -> failed fast: {exc}")
+            except ProviderError as exc:
+                say(f"  -> gave up: {exc} [{exc.__notes__[-1]}]")
+            provider_log()
 
-    say("\n4. after reset_timeout a probe goes through and closes the circuit:")
-    time.sleep(breaker.policy.reset_timeout)
-    say(f"  -> {ask('is it back?')}")
+        say("resilient demo: @circuit(fail_max=2, reset_timeout=0.5) over")
+        say("                @backoff(max_retries=2, initial_delay=0.1) over resilient.adapters.anthropic.chat,")
+        say(f"                against the provider emulator at {emu.url}\n")
 
-    say("\nwhat each layer did (resilient.describe):")
-    for layer in describe(ask):
-        stats = {k: v for k, v in layer["stats"].items() if v not in (None, 0, 0.0, {}) and k != "opened_at"}
-        say(f"  {layer['layer']:<8} {stats}")
+        say("1. a normal call")
+        attempt("What is a circuit breaker?")
+
+        say("\n2. the provider allows 2 requests per second; a third is answered 429 + Retry-After,")
+        say("   and @backoff waits exactly that long instead of guessing")
+        emu.add_fault("rate_limit", rps=2, burst=2)
+        for question in ("one", "two", "three"):
+            attempt(f"Question {question}?")
+        emu.clear_faults()
+
+        say("\n3. a 0.8 s outage (503): each call's retries run out, two failed calls open the circuit")
+        emu.add_fault("outage", duration=0.8, status=503)
+        attempt("Anyone there?")
+        attempt("Still down?")
+
+        say("\n4. while the circuit is open, calls fail fast and never reach the provider")
+        attempt("Hello?")
+
+        say("\n5. after reset_timeout a probe goes through; the outage is over, the circuit closes")
+        time.sleep(breaker.retry_after() + 0.35)
+        attempt("Back now?")
+
+        say("\nwhat each layer did (resilient.describe):")
+        for layer in describe(ask):
+            stats = {k: v for k, v in layer["stats"].items() if v not in (None, 0, 0.0, {}) and k != "opened_at"}
+            if "slept" in stats:
+                stats["slept"] = round(stats["slept"], 3)
+            say(f"  {layer['layer']:<8} {stats}")
+        statuses = [r.status for r in emu.requests]
+        counts = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses), key=str))
+        say(f"  provider {len(statuses)} requests: {counts}")
     say(f"\ndone in {time.monotonic() - started:.2f}s")
     return 0

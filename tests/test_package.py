@@ -33,7 +33,7 @@ def test_non_editable_install_imports_from_outside_the_repository(installed: Pat
     # fresh install only.
     code = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
-        "import resilient, resilient.adapters, resilient.testing;"
+        "import resilient, resilient.adapters, resilient.testing.emulator, resilient.adapters.openai;"
         "print(resilient.__file__); print(resilient.adapters.__file__)"
     )
     out = subprocess.run(
@@ -58,9 +58,9 @@ def test_no_top_level_adapters_package_is_installed(installed: Path) -> None:
 def test_console_script_runs_the_demo() -> None:
     out = subprocess.run([sys.executable, "-m", "resilient.cli", "demo"], check=True, capture_output=True, text=True)
 
-    assert "closed -> open" in out.stdout
-    assert "half_open -> closed" in out.stdout
-    assert "fail fast" in out.stdout
+    assert "429" in out.stdout and "closed -> open" in out.stdout and "half_open -> closed" in out.stdout
+    assert "failed fast: circuit anthropic is open" in out.stdout
+    assert "provider 12 requests: 5 x 200, 1 x 429, 6 x 503" in out.stdout
 
 
 def test_public_api_is_exported() -> None:
