@@ -27,7 +27,7 @@ from resilient.errors import (
     parse_retry_after,
 )
 from resilient.keys import read_dotenv
-from resilient.request_id import current_request_id
+from resilient.request_ids import current_request_id
 from resilient.secrets import redact
 
 __all__ = [

@@ -36,7 +36,13 @@ from .errors import (
     classify,
     parse_retry_after,
 )
+from .keys import keys_from_env
 from .layer import describe
+from .multiplex import KeyPool, MultiplexPolicy, multiplex
+from .priorities import Priority, current_priority, priority
+from .queue import QueuePolicy, RequestQueue, queued
+from .ratelimit import BucketState, MemoryBucketState, RateLimiter, RateLimitExceeded, RateLimitPolicy, rate_limited
+from .request_ids import current_request_id, request_id
 from .retry_budget import RetryBudget
 from .secrets import fingerprint
 from .throttle import ThrottleGate
@@ -51,21 +57,31 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BackoffPolicy",
+    "BucketState",
     "Circuit",
     "CircuitOpenError",
     "CircuitPolicy",
     "Classification",
     "FakeClock",
     "InvalidRequestError",
+    "KeyPool",
+    "MemoryBucketState",
+    "MultiplexPolicy",
     "NoKeyAvailableError",
     "NotFoundError",
     "OverloadedError",
+    "Priority",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeout",
     "QueueFullError",
+    "QueuePolicy",
     "QueueTimeoutError",
     "RateLimitError",
+    "RateLimitExceeded",
+    "RateLimitPolicy",
+    "RateLimiter",
+    "RequestQueue",
     "ResilientError",
     "RetryBudget",
     "ServerError",
@@ -74,7 +90,15 @@ __all__ = [
     "circuit",
     "classify",
     "clock",
+    "current_priority",
+    "current_request_id",
     "describe",
     "fingerprint",
+    "keys_from_env",
+    "multiplex",
     "parse_retry_after",
+    "priority",
+    "queued",
+    "rate_limited",
+    "request_id",
 ]

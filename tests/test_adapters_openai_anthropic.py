@@ -16,7 +16,7 @@ from resilient import (
     backoff,
 )
 from resilient.adapters import anthropic, openai
-from resilient.request_id import request_id
+from resilient.request_ids import request_id
 
 KEY = "test-key-0001"
 WEATHER_OPENAI = {
