@@ -1,0 +1,798 @@
+"""``@semantic_cache``: answer a question that is similar enough to one already answered.
+
+A call is looked up in three steps:
+
+1. **Partition.** Everything that changes the answer but is not the question
+   (model, temperature, max tokens, system prompt, tools, stop sequences, any
+   other argument) is hashed into a partition key. Calls in different
+   partitions never share an answer, however similar their text. Arguments
+   that look like credentials (``api_key``, ``token``, ...) are left out of
+   the key, and no argument is ever stored: an entry holds the question text,
+   its vector and the result.
+2. **Exact match** on the normalised text (case-folded, whitespace collapsed,
+   trailing punctuation dropped): one dict lookup, no embedding.
+3. **Semantic match.** The text is embedded (MiniLM by default, see
+   :mod:`resilient.embeddings`) and compared with every entry of its partition
+   at once: the partition's vectors are rows of one preallocated float32 matrix
+   (grown by doubling), so the cosine similarities are a single matrix-vector
+   product. The best row is a hit when its similarity reaches ``threshold``
+   *and* the guard approves it.
+
+Why a guard: MiniLM scores "convert Celsius to Fahrenheit" against
+"convert Fahrenheit to Celsius" at 0.98, above most true paraphrases, and does
+the same for negations, opposite terms and changed numbers or names. The
+default guard (:class:`resilient.near_miss.NearMissGuard`) vetoes a semantic
+hit when the two texts disagree on such a detail; ``guard=`` also takes your
+own ``(query, candidate) -> bool``, or ``False``.
+
+Storage is a :class:`cachetools.TLRUCache` reading the toolkit clock: LRU
+order within each entry's time to live, with the vector matrix updated on every
+eviction and expiry. Errors are never cached. A stream is stored only when it
+ended normally and is replayed chunk by chunk. Concurrent identical misses
+make one upstream call; the others wait for its result (and call upstream
+themselves if it failed, since an error is never served from the cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import math
+import pickle
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cachetools
+import numpy as np
+
+from . import clock as _clock
+from .embeddings import default_embedder, normalise_rows
+from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
+from .near_miss import NearMissGuard
+from .policy import Policy, optional, positive_float, positive_int
+
+__all__ = ["semantic_cache", "SemanticCache", "SemanticCachePolicy", "default_text", "DEFAULT_THRESHOLD"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Chosen from bench/semantic_quality.py (see bench/RESULTS.md): with the
+#: default guard it keeps precision >= 0.90 on the labelled question pairs.
+DEFAULT_THRESHOLD = 0.85
+
+# Argument names that carry credentials: never part of a key, never stored.
+_SECRET_NAMES = re.compile(
+    r"(?i)^(api[_-]?key|x[_-]api[_-]key|key|token|access[_-]token|auth[_-]token|bearer|secret|client[_-]secret"
+    r"|password|authori[sz]ation|credentials?|headers)$|_api_key$"
+)
+
+
+def _threshold(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not -1.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a cosine similarity in [-1, 1], got {value!r}")
+    return float(value)
+
+
+def _callable_or_none(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a callable or None, got {value!r}")
+    return value
+
+
+def _guard(name: str, value: Any) -> Any:
+    if value is True:
+        return NearMissGuard()
+    if value is False or value is None:
+        return None
+    if callable(value):
+        return value
+    raise ValueError(f"{name} must be True, False, None or a callable (query, candidate) -> bool; got {value!r}")
+
+
+def _prices(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= {"input", "output"} or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values()
+    ):
+        raise ValueError(f"{name} must be None or {{'input': $/Mtok, 'output': $/Mtok}}, got {value!r}")
+    return dict(value)
+
+
+class SemanticCachePolicy(Policy):
+    """Configuration of one cache; every field can be changed at runtime.
+
+    ``ttl`` applies to entries stored after the change; ``max_size`` evicts at once
+    when lowered. ``prices`` (dollars per million input / output tokens) turns
+    saved tokens into an estimated saved cost in the stats.
+    """
+
+    _fields = {
+        "threshold": (DEFAULT_THRESHOLD, _threshold),
+        "max_size": (1000, positive_int),
+        "ttl": (3600.0, optional(positive_float)),
+        "guard": (True, _guard),
+        "text": (None, _callable_or_none),
+        "partition": (None, _callable_or_none),
+        "prices": (None, _prices),
+    }
+
+    threshold: float
+    max_size: int
+    ttl: float | None
+    guard: Callable[[str, str], Any] | None
+    text: Callable[..., str] | None
+    partition: Callable[..., Any] | None
+    prices: dict[str, float] | None
+
+
+# --------------------------------------------------------------------------- text and keys
+
+
+def default_text(*args: Any, **kwargs: Any) -> str:
+    """The text a call asks about: ``messages``, else ``prompt``, else the first string argument.
+
+    A ``messages`` list (OpenAI / Anthropic shape) becomes the last user turn
+    (the question) followed by the rest of the conversation with its roles, so
+    the question dominates the embedding while the context still counts.
+    System messages are left out here: they go into the partition key.
+    """
+    messages = kwargs.get("messages")
+    if messages is None and args and _is_messages(args[0]):
+        messages = args[0]
+    if messages is not None:
+        return _render_messages(messages)
+    prompt = kwargs.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
+    for value in args:
+        if isinstance(value, str):
+            return value
+    raise TypeError(
+        "semantic_cache cannot tell which argument is the question (no messages list, prompt= "
+        "or string argument); pass text=lambda *args, **kwargs: ..."
+    )
+
+
+def _is_messages(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
+
+
+def _content(message: dict[str, Any]) -> str:
+    content = message.get("content", "")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):  # content blocks
+        return " ".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
+    return str(content)
+
+
+def _render_messages(messages: Any) -> str:
+    turns = [m for m in messages if m.get("role") not in ("system", "developer")]
+    if not turns:
+        return ""
+    last_user = max((i for i, m in enumerate(turns) if m.get("role") == "user"), default=len(turns) - 1)
+    question = _content(turns[last_user])
+    context = [f"{m.get('role')}: {_content(m)}" for i, m in enumerate(turns) if i != last_user]
+    return question if not context else question + "\n\n" + "\n".join(context)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    """The exact-match form of a text: case-folded, single spaces, no trailing punctuation."""
+    return _SPACE.sub(" ", text).strip().casefold().rstrip(" ?!.")
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items() if not _SECRET_NAMES.search(str(k))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+def default_partition(text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A hash of every argument except the question itself and credentials ("" when there is none)."""
+    if not kwargs and len(args) == 1 and args[0] is text:
+        return ""  # fast path: the call is just the question
+    parts: list[Any] = []
+    for i, value in enumerate(args):
+        parts.append(_partition_value(f"#{i}", value, text))
+    for name in sorted(kwargs):
+        if not _SECRET_NAMES.search(name):
+            parts.append(_partition_value(name, kwargs[name], text))
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return ""
+    blob = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+def _partition_value(name: str, value: Any, text: str) -> Any:
+    if isinstance(value, str) and value == text:
+        return None
+    if _is_messages(value):
+        # The conversation is the text; only its system prompt must match exactly.
+        system = [_content(m) for m in value if m.get("role") in ("system", "developer")]
+        return [name, "system", system] if system else None
+    return [name, _canonical(value)]
+
+
+def _usage(result: Any) -> tuple[int, int]:
+    """(input, output) tokens reported by a result's ``usage``, if it has one."""
+    usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
+    if usage is None:
+        return 0, 0
+
+    def field(*names: str) -> int:
+        for name in names:
+            value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return int(value)
+        return 0
+
+    return field("input_tokens", "prompt_tokens"), field("output_tokens", "completion_tokens")
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class _Entry:
+    __slots__ = ("key", "text", "value", "stream", "vector", "row", "expires", "tokens")
+
+    def __init__(self, key: tuple[str, str], text: str, value: Any, stream: bool, vector: np.ndarray | None,
+                 expires: float, tokens: tuple[int, int]) -> None:
+        self.key = key
+        self.text = text
+        self.value = value
+        self.stream = stream
+        self.vector = vector
+        self.row = -1
+        self.expires = expires
+        self.tokens = tokens
+
+
+class _Partition:
+    """One partition's vectors: rows of a preallocated matrix, grown by doubling."""
+
+    __slots__ = ("matrix", "entries", "count")
+
+    def __init__(self, dim: int, capacity: int = 16) -> None:
+        self.matrix = np.zeros((capacity, dim), dtype=np.float32)
+        self.entries: list[_Entry] = []
+        self.count = 0
+
+    def add(self, entry: _Entry, vector: np.ndarray) -> None:
+        if self.count == len(self.matrix):
+            grown = np.zeros((2 * len(self.matrix), self.matrix.shape[1]), dtype=np.float32)
+            grown[: self.count] = self.matrix[: self.count]
+            self.matrix = grown
+        self.matrix[self.count] = vector
+        entry.row = self.count
+        self.entries.append(entry)
+        self.count += 1
+
+    def remove(self, entry: _Entry) -> None:
+        """Move the last row into the freed one, so live rows stay contiguous."""
+        row, last = entry.row, self.count - 1
+        if row < 0:
+            return
+        if row != last:
+            moved = self.entries[last]
+            self.matrix[row] = self.matrix[last]
+            self.entries[row] = moved
+            moved.row = row
+        self.entries.pop()
+        self.count = last
+        entry.row = -1
+
+    def best(self, query: np.ndarray) -> tuple[float, _Entry | None]:
+        if self.count == 0:
+            return -2.0, None
+        sims = self.matrix[: self.count] @ query
+        row = int(np.argmax(sims))
+        return float(sims[row]), self.entries[row]
+
+
+class _Entries(cachetools.TLRUCache):
+    """The LRU-within-TTL store; tells the cache about every entry it drops."""
+
+    def __init__(self, maxsize: int, timer: Callable[[], float], on_drop: Callable[[_Entry, str], None]) -> None:
+        super().__init__(maxsize, ttu=lambda key, entry, now: entry.expires, timer=timer)
+        self._on_drop = on_drop
+
+    def expire(self, time: float | None = None) -> list[tuple[Any, Any]]:
+        expired = super().expire(time)
+        for _, entry in expired:
+            self._on_drop(entry, "expired")
+        return expired
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, entry = super().popitem()
+        self._on_drop(entry, "evicted")
+        return key, entry
+
+    def resize(self, maxsize: int) -> None:
+        # cachetools fixes maxsize at construction; lowering it evicts LRU-first.
+        self._Cache__maxsize = maxsize  # type: ignore[attr-defined]
+        while self.currsize > maxsize:
+            self.popitem()
+
+
+class _Flight:
+    """A miss being computed; identical concurrent misses wait on it instead of calling."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+class SemanticCache(Layer):
+    """A semantic cache; decorate several functions with one object to make them share it.
+
+    >>> cache = SemanticCache(threshold=0.9, ttl=600)
+    >>> @cache
+    ... def ask(prompt, *, model): ...
+    """
+
+    kind = "semantic_cache"
+    policy: SemanticCachePolicy
+
+    def __init__(
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        max_size: int = 1000,
+        ttl: float | None = 3600.0,
+        embedder: Any = None,
+        text: Callable[..., str] | None = None,
+        partition: Callable[..., Any] | None = None,
+        guard: Any = True,
+        store: Any = None,
+        *,
+        prices: dict[str, float] | None = None,
+        name: str | None = None,
+        clock: _clock.Clock | None = None,
+    ) -> None:
+        if store is not None:
+            raise ValueError("semantic_cache: a shared store is not supported yet; use store=None (in memory)")
+        self.policy = SemanticCachePolicy(
+            threshold=threshold, max_size=max_size, ttl=ttl, guard=guard, text=text, partition=partition, prices=prices
+        )
+        self.name = name
+        self._clock = clock
+        self._embedder_spec = embedder
+        self._embedder: Callable[[list[str]], np.ndarray] | None = embedder if callable(embedder) else None
+        self._lock = threading.RLock()
+        self._entries = _Entries(max_size, self._now, self._dropped)
+        self._partitions: dict[str, _Partition] = {}
+        self._flights: dict[tuple[str, str], _Flight] = {}
+        self.reset_stats()
+
+    def __call__(self, fn: F) -> F:
+        return self.wrap(fn)
+
+    def _now(self) -> float:
+        return _clock.resolve(self._clock).monotonic()
+
+    @property
+    def embedder(self) -> Callable[[list[str]], np.ndarray]:
+        """The embedder in use (the default MiniLM one is loaded on first need)."""
+        if self._embedder is None:
+            self._embedder = default_embedder(self._embedder_spec)
+        return self._embedder
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._entries.expire()
+            return len(self._entries)
+
+    # ----------------------------------------------------------------- keys
+
+    def key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, str]:
+        """(partition, normalised text, text) for a call."""
+        policy = self.policy
+        text = (policy.text or default_text)(*args, **kwargs)
+        if not isinstance(text, str):
+            raise TypeError(f"semantic_cache text= must return a str, got {type(text).__name__}")
+        if policy.partition is not None:
+            raw = policy.partition(*args, **kwargs)
+            part = raw if isinstance(raw, str) else hashlib.blake2b(
+                json.dumps(_canonical(raw), sort_keys=True, default=repr).encode(), digest_size=12
+            ).hexdigest()
+        else:
+            part = default_partition(text, args, kwargs)
+        return part, normalise(text), text
+
+    # ----------------------------------------------------------------- lookup and store
+
+    def lookup_exact(self, part: str, norm: str) -> _Entry | None:
+        with self._lock:
+            entries = self._entries
+            entries.expire()
+            entry = entries.get((part, norm))
+            if entry is not None:
+                self._hits_exact += 1
+                self._saved_tokens_in += entry.tokens[0]
+                self._saved_tokens_out += entry.tokens[1]
+            return entry
+
+    def embed(self, text: str) -> np.ndarray:
+        vectors = self.embedder([text])
+        return normalise_rows(vectors)[0] if vectors.dtype != np.float32 or vectors.ndim != 2 else vectors[0]
+
+    def lookup_semantic(self, part: str, text: str, vector: np.ndarray) -> _Entry | None:
+        """The best entry of ``part`` for ``vector`` if it is a hit (threshold and guard)."""
+        policy = self.policy
+        with self._lock:
+            self._entries.expire()
+            partition = self._partitions.get(part)
+            if partition is None:
+                return None
+            similarity, entry = partition.best(vector)
+        if entry is None or similarity < policy.threshold:
+            return None
+        guard = policy.guard
+        if guard is not None:
+            verdict = guard.check(text, entry.text) if isinstance(guard, NearMissGuard) else (
+                None if guard(text, entry.text) else "vetoed"
+            )
+            if verdict is not None:
+                with self._lock:
+                    self._vetoes += 1
+                    self._veto_reasons[verdict] = self._veto_reasons.get(verdict, 0) + 1
+                return None
+        with self._lock:
+            if entry.row < 0:  # dropped while the guard was looking
+                return None
+            self._entries.get(entry.key)  # refresh its LRU position
+            self._hits_semantic += 1
+            self._saved_tokens_in += entry.tokens[0]
+            self._saved_tokens_out += entry.tokens[1]
+        return entry
+
+    def store(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool) -> None:
+        policy = self.policy
+        if stream:
+            tokens = (0, 0)
+            for chunk in value:
+                t = _usage(chunk)
+                tokens = (max(tokens[0], t[0]), max(tokens[1], t[1]))
+        else:
+            tokens = _usage(value)
+        with self._lock:
+            now = self._now()
+            ttl = policy.ttl
+            entry = _Entry((part, norm), text, value, stream, vector, now + ttl if ttl else math.inf, tokens)
+            entries = self._entries
+            if entries.maxsize != policy.max_size:
+                entries.resize(policy.max_size)
+            old = entries.get(entry.key)
+            if old is not None:
+                del entries[entry.key]
+                self._dropped(old, "replaced")
+            entries[entry.key] = entry
+            if vector is not None and entry.key in entries:
+                partition = self._partitions.get(part)
+                if partition is None:
+                    partition = self._partitions[part] = _Partition(len(vector))
+                partition.add(entry, vector)
+
+    def _dropped(self, entry: _Entry, why: str) -> None:
+        partition = self._partitions.get(entry.key[0])
+        if partition is not None:
+            partition.remove(entry)
+            if partition.count == 0:
+                del self._partitions[entry.key[0]]
+        if why == "evicted":
+            self._evictions += 1
+        elif why == "expired":
+            self._expirations += 1
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._partitions.clear()
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, path: str | Path) -> int:
+        """Write every live entry (text, vector, result, time left) to ``path``; returns how many.
+
+        The file is a pickle: load only files you wrote yourself.
+        """
+        with self._lock:
+            now = self._now()
+            self._entries.expire()
+            rows = [
+                {
+                    "key": e.key, "text": e.text, "value": e.value, "stream": e.stream, "vector": e.vector,
+                    "ttl": None if math.isinf(e.expires) else e.expires - now, "tokens": e.tokens,
+                }
+                for e in self._entries.values()
+            ]
+        with open(path, "wb") as f:
+            pickle.dump({"format": "resilient.semantic_cache/1", "entries": rows}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return len(rows)
+
+    def load(self, path: str | Path) -> int:
+        """Add the entries saved in ``path`` (keeping each one's remaining time to live); returns how many."""
+        with open(path, "rb") as f:
+            data = pickle.load(f)  # noqa: S301 - documented: the caller's own file
+        if not isinstance(data, dict) or data.get("format") != "resilient.semantic_cache/1":
+            raise ValueError(f"{path} is not a saved semantic cache")
+        with self._lock:
+            now = self._now()
+            for row in data["entries"]:
+                part, norm = row["key"]
+                vector = row["vector"]
+                entry_ttl = row["ttl"]
+                saved_ttl = self.policy.ttl
+                self.policy.ttl = entry_ttl if entry_ttl else None
+                try:
+                    self.store(part, norm, row["text"], row["value"], vector, row["stream"])
+                finally:
+                    self.policy.ttl = saved_ttl
+                stored = self._entries.get((part, norm))
+                if stored is not None:
+                    stored.tokens = tuple(row["tokens"])
+                    stored.expires = now + entry_ttl if entry_ttl else math.inf
+        return len(data["entries"])
+
+    # ----------------------------------------------------------------- stats
+
+    def _record_miss(self, started: float) -> None:
+        with self._lock:
+            self._misses += 1
+            self._latencies.append(time.perf_counter() - started)
+
+    def _record_lookup(self, started: float) -> None:
+        self._latencies.append(time.perf_counter() - started)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            self._entries.expire()
+            hits = self._hits_exact + self._hits_semantic
+            lookups = hits + self._misses
+            latencies = sorted(self._latencies)
+            prices = self.policy.prices or {}
+            cost = (self._saved_tokens_in * prices.get("input", 0.0) + self._saved_tokens_out * prices.get("output", 0.0)) / 1e6
+            return {
+                "hits": hits,
+                "exact_hits": self._hits_exact,
+                "semantic_hits": self._hits_semantic,
+                "misses": self._misses,
+                "hit_rate": hits / lookups if lookups else 0.0,
+                "guard_vetoes": self._vetoes,
+                "veto_reasons": dict(self._veto_reasons),
+                "coalesced": self._coalesced,
+                "entries": len(self._entries),
+                "evictions": self._evictions,
+                "expirations": self._expirations,
+                "saved_calls": hits,
+                "saved_tokens": self._saved_tokens_in + self._saved_tokens_out,
+                "saved_cost": cost if self.policy.prices else None,
+                "lookup_p50_ms": _percentile(latencies, 0.50) * 1e3,
+                "lookup_p95_ms": _percentile(latencies, 0.95) * 1e3,
+            }
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._hits_exact = self._hits_semantic = self._misses = self._vetoes = 0
+            self._coalesced = self._evictions = self._expirations = 0
+            self._saved_tokens_in = self._saved_tokens_out = 0
+            self._veto_reasons: dict[str, int] = {}
+            # Lookup latency is measured with perf_counter, not the toolkit clock:
+            # it reports real work done, which a FakeClock would hide.
+            self._latencies: deque[float] = deque(maxlen=2048)
+
+    def __repr__(self) -> str:
+        return f"SemanticCache({self.policy!r}, entries={len(self)})"
+
+    # ----------------------------------------------------------------- wrappers
+    #
+    # One loop per kind of callable: exact lookup, semantic lookup, call, store.
+    # Coroutines embed in a worker thread so the event loop keeps running (and
+    # concurrent lookups are encoded together by the embedder).
+
+    def wrap(self, fn: F) -> F:
+        kind = kind_of(fn)
+        build = {ASYNC: self._wrap_async, GEN: self._wrap_generator, ASYNC_GEN: self._wrap_async_generator}
+        return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
+
+    def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """(entry or None, partition, norm, text, vector or None, started) for a sync lookup."""
+        started = time.perf_counter()
+        part, norm, text = self.key_of(args, kwargs)
+        entry = self.lookup_exact(part, norm)
+        if entry is not None:
+            self._record_lookup(started)
+            return entry, part, norm, text, None, started
+        vector = self.embed(text)
+        entry = self.lookup_semantic(part, text, vector)
+        if entry is not None:
+            self._record_lookup(started)
+            return entry, part, norm, text, vector, started
+        self._record_miss(started)
+        return None, part, norm, text, vector, started
+
+    async def _find_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        started = time.perf_counter()
+        part, norm, text = self.key_of(args, kwargs)
+        entry = self.lookup_exact(part, norm)
+        if entry is not None:
+            self._record_lookup(started)
+            return entry, part, norm, text, None, started
+        vector = await asyncio.to_thread(self.embed, text)
+        entry = self.lookup_semantic(part, text, vector)
+        if entry is not None:
+            self._record_lookup(started)
+            return entry, part, norm, text, vector, started
+        self._record_miss(started)
+        return None, part, norm, text, vector, started
+
+    def _lead_or_follow(self, key: tuple[str, str]) -> tuple[_Flight, bool]:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                self._coalesced += 1
+                return flight, False
+            flight = self._flights[key] = _Flight()
+            return flight, True
+
+    def _land(self, key: tuple[str, str], flight: _Flight, value: Any, failed: bool) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        if failed:
+            flight.future.set_exception(_LeaderFailed())
+        else:
+            flight.future.set_result(value)
+
+    def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def cached_call(*args: Any, **kwargs: Any) -> Any:
+            entry, part, norm, text, vector, _ = self._find(args, kwargs)
+            if entry is not None:
+                return entry.value
+            key = (part, norm)
+            while True:
+                flight, leader = self._lead_or_follow(key)
+                if leader:
+                    break
+                try:
+                    return flight.future.result()
+                except _LeaderFailed:
+                    continue  # the leader's error is its own; try again, maybe as leader
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:
+                self._land(key, flight, None, True)
+                raise
+            self.store(part, norm, text, result, vector, stream=False)
+            self._land(key, flight, result, False)
+            return result
+
+        return cached_call
+
+    def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        async def cached_call(*args: Any, **kwargs: Any) -> Any:
+            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs)
+            if entry is not None:
+                return entry.value
+            key = (part, norm)
+            while True:
+                flight, leader = self._lead_or_follow(key)
+                if leader:
+                    break
+                try:
+                    return await asyncio.shield(asyncio.wrap_future(flight.future))
+                except _LeaderFailed:
+                    continue
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException:
+                self._land(key, flight, None, True)
+                raise
+            self.store(part, norm, text, result, vector, stream=False)
+            self._land(key, flight, result, False)
+            return result
+
+        return cached_call
+
+    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def cached_stream(*args: Any, **kwargs: Any) -> Any:
+            entry, part, norm, text, vector, _ = self._find(args, kwargs)
+            if entry is not None and entry.stream:
+                yield from entry.value
+                return
+            chunks = []
+            stream = fn(*args, **kwargs)
+            try:
+                for chunk in stream:
+                    chunks.append(chunk)
+                    yield chunk
+            finally:
+                stream.close()
+            # Reached only when the stream ended normally (not on error or close()).
+            self.store(part, norm, text, tuple(chunks), vector, stream=True)
+
+        return cached_stream
+
+    def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        async def cached_stream(*args: Any, **kwargs: Any) -> Any:
+            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs)
+            if entry is not None and entry.stream:
+                for chunk in entry.value:
+                    yield chunk
+                return
+            chunks = []
+            stream = fn(*args, **kwargs)
+            try:
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    yield chunk
+            finally:
+                await stream.aclose()
+            self.store(part, norm, text, tuple(chunks), vector, stream=True)
+
+        return cached_stream
+
+
+class _LeaderFailed(Exception):
+    """The call a follower waited on failed; the follower makes its own call."""
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def semantic_cache(
+    fn: Any = None,
+    /,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_size: int = 1000,
+    ttl: float | None = 3600.0,
+    embedder: Any = None,
+    text: Callable[..., str] | None = None,
+    partition: Callable[..., Any] | None = None,
+    guard: Any = True,
+    store: Any = None,
+    prices: dict[str, float] | None = None,
+    clock: _clock.Clock | None = None,
+) -> Any:
+    """Cache the decorated callable's answers by meaning (see the module docstring).
+
+    Use bare (``@semantic_cache``) or configured (``@semantic_cache(threshold=0.9)``).
+    ``embedder`` is a model name or path for the default sentence-transformers
+    embedder, or any callable ``list[str] -> (n, d)`` array of L2-normalised rows.
+    """
+
+    def decorate(func: F) -> F:
+        cache = SemanticCache(
+            threshold=threshold, max_size=max_size, ttl=ttl, embedder=embedder, text=text,
+            partition=partition, guard=guard, store=store, prices=prices, clock=clock,
+        )
+        return cache.wrap(func)
+
+    if fn is not None:
+        return decorate(fn)
+    SemanticCachePolicy(threshold=threshold, max_size=max_size, ttl=ttl, guard=guard, text=text, partition=partition,
+                        prices=prices)
+    return decorate
