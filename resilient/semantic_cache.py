@@ -645,12 +645,16 @@ class SemanticCache(Layer):
         self._record_miss(started)
         return None, part, norm, text, vector, started
 
-    def _lead_or_follow(self, key: tuple[str, str]) -> tuple[_Flight, bool]:
+    def _lead_or_follow(self, key: tuple[str, str]) -> tuple[_Flight | _Entry, bool]:
+        """Join the flight computing ``key``, or start one (``True``): or the entry, if one landed meanwhile."""
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
                 self._coalesced += 1
                 return flight, False
+            entry = self._entries.get(key)
+            if entry is not None:
+                return entry, False
             flight = self._flights[key] = _Flight()
             return flight, True
 
@@ -673,6 +677,8 @@ class SemanticCache(Layer):
                 flight, leader = self._lead_or_follow(key)
                 if leader:
                     break
+                if isinstance(flight, _Entry):
+                    return flight.value
                 try:
                     return flight.future.result()
                 except _LeaderFailed:
@@ -680,10 +686,10 @@ class SemanticCache(Layer):
             try:
                 result = fn(*args, **kwargs)
             except BaseException:
-                self._land(key, flight, None, True)
+                self._land(key, flight, None, True)  # type: ignore[arg-type]
                 raise
             self.store(part, norm, text, result, vector, stream=False)
-            self._land(key, flight, result, False)
+            self._land(key, flight, result, False)  # type: ignore[arg-type]
             return result
 
         return cached_call
@@ -698,6 +704,8 @@ class SemanticCache(Layer):
                 flight, leader = self._lead_or_follow(key)
                 if leader:
                     break
+                if isinstance(flight, _Entry):
+                    return flight.value
                 try:
                     return await asyncio.shield(asyncio.wrap_future(flight.future))
                 except _LeaderFailed:
@@ -705,10 +713,10 @@ class SemanticCache(Layer):
             try:
                 result = await fn(*args, **kwargs)
             except BaseException:
-                self._land(key, flight, None, True)
+                self._land(key, flight, None, True)  # type: ignore[arg-type]
                 raise
             self.store(part, norm, text, result, vector, stream=False)
-            self._land(key, flight, result, False)
+            self._land(key, flight, result, False)  # type: ignore[arg-type]
             return result
 
         return cached_call

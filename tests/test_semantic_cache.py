@@ -1,0 +1,470 @@
+"""@semantic_cache: partitions, exact and semantic paths, TTL/LRU, errors, streams, stampedes, persistence.
+
+Semantic behaviour (paraphrase hits, near-miss vetoes) is tested with the real
+all-MiniLM-L6-v2 model, loaded once for this module. Storage mechanics (TTL,
+LRU, matrix bookkeeping, stampedes, persistence) use ``WordsEmbedder``, a tiny
+deterministic bag-of-words embedder, because they do not depend on what the
+vectors mean and must stay fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from resilient.clock import FakeClock
+from resilient.embeddings import default_embedder
+from resilient.layer import describe
+from resilient.semantic_cache import SemanticCache, default_partition, default_text, semantic_cache
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class WordsEmbedder:
+    """Deterministic bag-of-words vectors (for storage mechanics only, not meaning)."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().replace("?", " ").split():
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1
+        return out / norms
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    embedder = default_embedder()
+    embedder.load()
+    return embedder
+
+
+def counting(cache: SemanticCache):
+    calls: list[str] = []
+
+    @cache
+    def ask(prompt: str, **kwargs):
+        calls.append(prompt)
+        return {"text": f"answer to {prompt}", "usage": {"input_tokens": 10, "output_tokens": 20}}
+
+    return ask, calls
+
+
+def check_matrix(cache: SemanticCache) -> None:
+    """Every live entry has exactly one row holding its own vector; no other rows."""
+    entries = list(cache._entries.values())
+    rows = sum(p.count for p in cache._partitions.values())
+    assert rows == len(entries)
+    for entry in entries:
+        partition = cache._partitions[entry.key[0]]
+        assert partition.entries[entry.row] is entry
+        np.testing.assert_array_equal(partition.matrix[entry.row], entry.vector)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def test_default_text_understands_prompt_messages_and_first_string():
+    assert default_text("hello") == "hello"
+    assert default_text(prompt="hi", model="x") == "hi"
+    assert default_text(7, "first", "second") == "first"
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "What is Rust?"},
+        {"role": "assistant", "content": "A language."},
+        {"role": "user", "content": [{"type": "text", "text": "Is it fast?"}]},
+    ]
+    assert default_text(messages=messages) == "Is it fast?\n\nuser: What is Rust?\nassistant: A language."
+    with pytest.raises(TypeError, match="text="):
+        default_text(3, x=4)
+
+
+def test_partition_ignores_the_question_and_api_keys_but_not_parameters():
+    base = default_partition("q", ("q",), {"model": "a", "temperature": 0})
+    assert base == default_partition("q", ("q",), {"model": "a", "temperature": 0, "api_key": "sk-abc123456789"})
+    assert base != default_partition("q", ("q",), {"model": "b", "temperature": 0})
+    assert base != default_partition("q", ("q",), {"model": "a", "temperature": 0.7})
+    assert default_partition("q", ("q",), {"max_tokens": 5}) != default_partition("q", ("q",), {"max_tokens": 6})
+
+
+def test_different_partitions_never_share_an_answer():
+    ask, calls = counting(SemanticCache(embedder=WordsEmbedder(), guard=False))
+    ask("What is the capital of France?", model="a")
+    ask("What is the capital of France?", model="b")
+    ask("What is the capital of France?", model="a", temperature=1.0)
+    assert len(calls) == 3
+    ask("What is the capital of France?", model="b")
+    assert len(calls) == 3
+
+
+def test_system_prompt_is_part_of_the_partition():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def chat(messages):
+        calls.append(messages)
+        return "ok"
+
+    user = {"role": "user", "content": "Tell me a joke"}
+    chat([{"role": "system", "content": "You are a pirate"}, user])
+    chat([{"role": "system", "content": "You are a lawyer"}, user])
+    chat([{"role": "system", "content": "You are a pirate"}, user])
+    assert len(calls) == 2
+
+
+def test_api_key_is_neither_in_the_key_nor_stored_nor_shown(tmp_path):
+    cache = SemanticCache(embedder=WordsEmbedder())
+    ask, calls = counting(cache)
+    ask("Who wrote Hamlet?", api_key="sk-live-SECRET0123456789")
+    ask("Who wrote Hamlet?", api_key="sk-live-OTHER98765432100")
+    assert len(calls) == 1
+    path = tmp_path / "cache.pkl"
+    cache.save(path)
+    blob = path.read_bytes() + repr(cache).encode() + repr(cache.stats()).encode() + repr(describe(ask)).encode()
+    assert b"SECRET" not in blob and b"OTHER" not in blob
+
+
+# --------------------------------------------------------------------------- exact path
+
+
+def test_exact_match_needs_no_embedding():
+    embedder = WordsEmbedder()
+    ask, calls = counting(SemanticCache(embedder=embedder))
+    ask("How do I sort a dict by value?")
+    embedded = embedder.calls
+    assert ask("  how do I sort a dict   by value ") == {"text": "answer to How do I sort a dict by value?",
+                                                      "usage": {"input_tokens": 10, "output_tokens": 20}}
+    assert embedder.calls == embedded
+    stats = ask.stats()
+    assert (stats["exact_hits"], stats["semantic_hits"], stats["misses"], len(calls)) == (1, 0, 1, 1)
+    assert stats["saved_tokens"] == 30
+
+
+def test_stats_count_saved_cost_when_prices_are_given():
+    ask, _ = counting(SemanticCache(embedder=WordsEmbedder(), prices={"input": 3.0, "output": 15.0}))
+    ask("q one")
+    ask("q one")
+    stats = ask.stats()
+    assert stats["saved_calls"] == 1
+    assert stats["saved_cost"] == pytest.approx((10 * 3.0 + 20 * 15.0) / 1e6)
+    assert stats["hit_rate"] == 0.5
+
+
+# --------------------------------------------------------------------------- TTL and LRU
+
+
+def test_entries_expire_after_ttl_on_the_toolkit_clock():
+    clock = FakeClock()
+    cache = SemanticCache(embedder=WordsEmbedder(), ttl=60, clock=clock)
+    ask, calls = counting(cache)
+    ask("alpha beta gamma")
+    clock.advance(59.9)
+    ask("alpha beta gamma")
+    assert len(calls) == 1
+    clock.advance(0.2)
+    assert len(cache) == 0
+    assert cache.stats()["expirations"] == 1
+    check_matrix(cache)
+    ask("alpha beta gamma")
+    assert len(calls) == 2
+
+
+def test_lru_eviction_keeps_the_matrix_consistent():
+    clock = FakeClock()
+    cache = SemanticCache(embedder=WordsEmbedder(), max_size=3, ttl=100, guard=False, threshold=0.99, clock=clock)
+    ask, calls = counting(cache)
+    for word in ["one", "two", "three"]:
+        ask(f"question {word} apple")
+    ask("question one apple")  # refresh: "two" is now least recently used
+    ask("question four apple")
+    assert cache.stats()["evictions"] == 1
+    check_matrix(cache)
+    ask("question one apple")
+    ask("question two apple")  # evicted, so called again
+    assert calls.count("question two apple") == 2 and calls.count("question one apple") == 1
+    for i in range(40):  # many evictions and expiries interleaved
+        ask(f"filler {i} pear", model=f"m{i % 2}")
+        if i % 7 == 0:
+            clock.advance(30)
+        check_matrix(cache)
+    assert len(cache) <= 3
+
+
+def test_lowering_max_size_at_runtime_evicts():
+    cache = SemanticCache(embedder=WordsEmbedder())
+    ask, _ = counting(cache)
+    for i in range(5):
+        ask(f"item {i}")
+    cache.policy.max_size = 2
+    ask("item 5")
+    assert len(cache) == 2
+    check_matrix(cache)
+    with pytest.raises(ValueError, match="max_size"):
+        ask.policy.max_size = 0
+    with pytest.raises(ValueError, match="threshold"):
+        ask.policy.threshold = 1.5
+
+
+# --------------------------------------------------------------------------- errors and streams
+
+
+def test_errors_are_never_cached():
+    cache = SemanticCache(embedder=WordsEmbedder())
+    outcomes = [RuntimeError("boom"), "fine"]
+
+    @cache
+    def ask(prompt):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    with pytest.raises(RuntimeError, match="boom"):
+        ask("flaky question")
+    assert len(cache) == 0
+    assert ask("flaky question") == "fine"
+    assert ask("flaky question") == "fine"
+    assert outcomes == []
+
+
+def test_completed_stream_is_replayed_chunk_by_chunk():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def stream(prompt):
+        calls.append(prompt)
+        yield from ["Hel", "lo", "!"]
+
+    assert list(stream("greet me")) == ["Hel", "lo", "!"]
+    assert list(stream("greet me")) == ["Hel", "lo", "!"]
+    assert calls == ["greet me"]
+
+
+def test_failed_or_abandoned_stream_is_not_cached():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def stream(prompt):
+        calls.append(prompt)
+        yield "partial"
+        if prompt == "fails":
+            raise ConnectionError("cut")
+        yield "rest"
+
+    with pytest.raises(ConnectionError):
+        list(stream("fails"))
+    gen = stream("abandoned")
+    assert next(gen) == "partial"
+    gen.close()
+    with pytest.raises(ConnectionError):
+        list(stream("fails"))
+    assert list(stream("abandoned")) == ["partial", "rest"]
+    assert calls == ["fails", "abandoned", "fails", "abandoned"]
+
+
+async def test_async_stream_is_replayed():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    async def stream(prompt):
+        calls.append(prompt)
+        for chunk in ["a", "b", "c"]:
+            yield chunk
+
+    assert [c async for c in stream("letters")] == ["a", "b", "c"]
+    assert [c async for c in stream("letters")] == ["a", "b", "c"]
+    assert calls == ["letters"]
+
+
+async def test_async_function_is_cached():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    async def ask(prompt):
+        calls.append(prompt)
+        await asyncio.sleep(0)
+        return prompt[::-1]
+
+    assert await ask("abc def") == "fed cba"
+    assert await ask("abc def") == "fed cba"
+    assert calls == ["abc def"]
+
+
+# --------------------------------------------------------------------------- stampede
+
+
+def test_concurrent_identical_misses_make_one_call():
+    calls = []
+    release = threading.Event()
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def ask(prompt):
+        calls.append(prompt)
+        release.wait(2)
+        return "answer"
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ask("same question"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert results == ["answer"] * 8
+    assert calls == ["same question"]
+    assert ask.stats()["coalesced"] == 7
+
+
+async def test_concurrent_identical_async_misses_make_one_call():
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    async def ask(prompt):
+        calls.append(prompt)
+        await asyncio.sleep(0.02)
+        return "answer"
+
+    results = await asyncio.gather(*(ask("same question") for _ in range(8)))
+    assert results == ["answer"] * 8
+    assert calls == ["same question"]
+
+
+def test_waiters_call_themselves_when_the_leader_fails():
+    calls = []
+    release = threading.Event()
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def ask(prompt):
+        calls.append(prompt)
+        if len(calls) == 1:
+            release.wait(2)
+            raise TimeoutError("leader failed")
+        return "answer"
+
+    outcomes = []
+
+    def run():
+        try:
+            outcomes.append(ask("q"))
+        except TimeoutError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert sum(isinstance(o, TimeoutError) for o in outcomes) == 1
+    assert outcomes.count("answer") == 3
+    assert len(calls) == 2  # the leader's failed call and one retry by a waiter; the rest hit
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def test_save_and_load_round_trip(tmp_path):
+    clock = FakeClock()
+    embedder = WordsEmbedder()
+    cache = SemanticCache(embedder=embedder, ttl=100, clock=clock)
+    ask, _ = counting(cache)
+    ask("persist me please")
+    ask("another entry here", model="x")
+    clock.advance(40)
+    path = tmp_path / "cache.pkl"
+    assert cache.save(path) == 2
+
+    fresh = SemanticCache(embedder=embedder, ttl=100, clock=clock)
+    assert fresh.load(path) == 2
+    again, calls = counting(fresh)
+    assert again("persist me please")["text"] == "answer to persist me please"
+    assert again("another entry here", model="x")["text"] == "answer to another entry here"
+    assert calls == []
+    check_matrix(fresh)
+    clock.advance(61)  # the 60 s they had left are over
+    assert len(fresh) == 0
+
+
+# --------------------------------------------------------------------------- real model
+
+
+def test_paraphrase_is_a_semantic_hit(minilm):
+    ask, calls = counting(SemanticCache(embedder=minilm))
+    ask("How do I reverse a list in Python?")
+    assert ask("What's the way to reverse a Python list?")["text"] == "answer to How do I reverse a list in Python?"
+    assert ask.stats()["semantic_hits"] == 1 and len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "kind, stored, query",
+    [
+        ("number", "Summarize the top 5 risks of this plan", "Summarize the top 3 risks of this plan"),
+        ("order", "Convert 30 degrees Celsius to Fahrenheit", "Convert 30 degrees Fahrenheit to Celsius"),
+        ("negation", "Which fruits can dogs eat?", "Which fruits can dogs not eat?"),
+        ("opposite", "How do I enable two-factor authentication on GitHub?",
+         "How do I disable two-factor authentication on GitHub?"),
+        ("entity", "Explain how to set up a Python virtual environment",
+         "Explain how to set up a Python virtual environment on Windows"),
+        ("qualifier", "Write a haiku about the ocean", "Write a haiku about the ocean at night"),
+    ],
+)
+def test_guard_vetoes_near_misses_that_plain_cosine_would_serve(minilm, kind, stored, query):
+    vectors = minilm([stored, query])
+    assert float(vectors[0] @ vectors[1]) >= 0.85  # the near miss the guard exists for
+
+    plain, plain_calls = counting(SemanticCache(embedder=minilm, guard=False, threshold=0.85))
+    plain(stored)
+    plain(query)
+    assert len(plain_calls) == 1  # served the wrong answer
+
+    guarded, calls = counting(SemanticCache(embedder=minilm, threshold=0.85))
+    guarded(stored)
+    guarded(query)
+    assert calls == [stored, query]
+    assert guarded.stats()["veto_reasons"] == {kind: 1}
+
+
+def test_custom_guard_callable(minilm):
+    seen = []
+
+    def guard(query, candidate):
+        seen.append((query, candidate))
+        return False
+
+    ask, calls = counting(SemanticCache(embedder=minilm, guard=guard))
+    ask("How do I reverse a list in Python?")
+    ask("What's the way to reverse a Python list?")
+    assert len(calls) == 2
+    assert seen == [("What's the way to reverse a Python list?", "How do I reverse a list in Python?")]
+    assert ask.stats()["guard_vetoes"] == 1
+
+
+def test_decorator_forms_and_describe(minilm):
+    @semantic_cache
+    def bare(prompt):
+        return prompt
+
+    @semantic_cache(threshold=0.9, ttl=None)
+    def configured(prompt):
+        return prompt
+
+    assert bare("hi") == "hi" and configured("hi") == "hi"
+    layer = describe(configured)[0]
+    assert layer["layer"] == "semantic_cache"
+    assert layer["policy"]["threshold"] == 0.9 and layer["policy"]["ttl"] is None
+    with pytest.raises(ValueError, match="threshold"):
+        semantic_cache(threshold=3)
