@@ -1,0 +1,326 @@
+"""Ollama's native API: chat, generate (plain and streamed), embeddings, installed models.
+
+``base_url`` is the server root, as the official ``ollama`` client takes it
+(``OLLAMA_HOST`` or ``OLLAMA_API_URL``, default ``http://localhost:11434``;
+a host without a scheme such as ``0.0.0.0:11434`` gets ``http://``, and a
+trailing ``/api`` is dropped); the adapter adds ``/api/...`` itself. A local
+server needs no key; when ``api_key=`` or ``OLLAMA_API_KEY`` is given (a
+proxy, Ollama's cloud) it is sent as a Bearer token.
+
+Ollama streams newline-delimited JSON and ends every stream with a line
+carrying ``done: true`` and the token counts; a stream that ends without it
+raises :class:`~resilient.errors.ProviderConnectionError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from resilient.errors import error_for_status
+
+from . import _http
+
+__all__ = ["chat", "stream_chat", "generate", "stream_generate", "embed", "list_models"]
+
+PROVIDER = "ollama"
+DEFAULT_BASE_URL = "http://localhost:11434"
+BASE_URL_ENV = ("OLLAMA_HOST", "OLLAMA_API_URL")
+KEY_ENV = ("OLLAMA_API_KEY",)
+_FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
+
+
+def chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``/api/chat`` turn as the toolkit's plain dict.
+
+    ``tool_choice`` is accepted for a common signature but Ollama has no
+    such parameter: the model decides whether to call one of ``tools``.
+    """
+    body = _chat_body(messages, model, max_tokens, temperature, system, tools, stop, extra)
+    response = _post("/api/chat", {**body, "stream": False}, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
+        raise _http.malformed(response, PROVIDER, "no message", data)
+    calls = _tool_calls(data["message"])
+    return {
+        "text": data["message"].get("content") or "",
+        "model": data.get("model"),
+        "finish_reason": "tool_calls" if calls else _finish(data),
+        "tool_calls": calls,
+        "usage": _usage(data),
+        "request_id": _http.provider_request_id(response),
+        "raw": data,
+    }
+
+
+def stream_chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream ``/api/chat``: ``{"text", "done": False}`` chunks, then the final one with usage and tool calls."""
+    body = _chat_body(messages, model, max_tokens, temperature, system, tools, stop, extra)
+    response = _post("/api/chat", {**body, "stream": True}, api_key, base_url, timeout, request_id, session, stream=True)
+    yield from _lines(response, lambda line: (line.get("message") or {}).get("content"))
+
+
+def generate(
+    prompt: str,
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``/api/generate`` completion of a raw ``prompt``: ``{"text", "model", "finish_reason", "usage", ...}``."""
+    body = _generate_body(prompt, model, max_tokens, temperature, system, stop, extra)
+    response = _post("/api/generate", {**body, "stream": False}, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    if not isinstance(data, dict) or not isinstance(data.get("response"), str):
+        raise _http.malformed(response, PROVIDER, "no response text", data)
+    return {
+        "text": data["response"],
+        "model": data.get("model"),
+        "finish_reason": _finish(data),
+        "tool_calls": [],
+        "usage": _usage(data),
+        "request_id": _http.provider_request_id(response),
+        "raw": data,
+    }
+
+
+def stream_generate(
+    prompt: str,
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream ``/api/generate``: the same chunks as :func:`stream_chat`."""
+    body = _generate_body(prompt, model, max_tokens, temperature, system, stop, extra)
+    response = _post(
+        "/api/generate", {**body, "stream": True}, api_key, base_url, timeout, request_id, session, stream=True
+    )
+    yield from _lines(response, lambda line: line.get("response"))
+
+
+def embed(
+    texts: str | Sequence[str],
+    *,
+    model: str = "nomic-embed-text",
+    api_key: str | None = None,
+    base_url: str | None = None,
+    dimensions: int | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Embeddings of ``texts`` from ``/api/embed``: ``{"embeddings", "model", "usage", "request_id"}``."""
+    body = _http.compact(model=model, input=[texts] if isinstance(texts, str) else list(texts), dimensions=dimensions)
+    response = _post("/api/embed", body, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    vectors = data.get("embeddings") if isinstance(data, dict) else None
+    if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
+        raise _http.malformed(response, PROVIDER, "no embeddings list", data)
+    tokens = int(data.get("prompt_eval_count") or 0)
+    return {
+        "embeddings": vectors,
+        "model": data.get("model"),
+        "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
+        "request_id": _http.provider_request_id(response),
+    }
+
+
+def list_models(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 10.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> list[dict[str, Any]]:
+    """The models installed on the server (``/api/tags``): each ``{"name", "size", "modified_at", "details", ...}``."""
+    response = _http.send(
+        "GET",
+        f"{base(base_url)}/api/tags",
+        provider=PROVIDER,
+        headers=_auth(api_key),
+        timeout=timeout,
+        session=session,
+        request_id=request_id,
+    )
+    data = _http.json_of(response, PROVIDER)
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, dict) and "name" in m for m in models):
+        raise _http.malformed(response, PROVIDER, "no models[].name", data)
+    return models
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def base(base_url: str | None) -> str:
+    """The server root: ``base_url``, else ``OLLAMA_HOST``/``OLLAMA_API_URL``, else the local default."""
+    url = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url.removesuffix("/api")
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    key = api_key or _http.setting(KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _options(max_tokens: int | None, temperature: float | None, stop: str | list[str] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    options = {**_http.compact(num_predict=max_tokens, temperature=temperature, stop=[stop] if isinstance(stop, str) else stop), **(extra.pop("options", None) or {})}
+    return {"options": options} if options else {}
+
+
+def _chat_body(
+    messages: Sequence[dict[str, Any]],
+    model: str,
+    max_tokens: int | None,
+    temperature: float | None,
+    system: str | None,
+    tools: list[dict[str, Any]] | None,
+    stop: str | list[str] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    extra = dict(extra)
+    all_messages = ([{"role": "system", "content": system}] if system else []) + list(messages)
+    options = _options(max_tokens, temperature, stop, extra)
+    return {**_http.compact(model=model, messages=all_messages, tools=tools), **options, **extra}
+
+
+def _generate_body(
+    prompt: str,
+    model: str,
+    max_tokens: int | None,
+    temperature: float | None,
+    system: str | None,
+    stop: str | list[str] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    extra = dict(extra)
+    options = _options(max_tokens, temperature, stop, extra)
+    return {**_http.compact(model=model, prompt=prompt, system=system), **options, **extra}
+
+
+def _post(
+    path: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    request_id: str | None,
+    session: requests.Session | None,
+    *,
+    stream: bool = False,
+) -> requests.Response:
+    return _http.send(
+        "POST",
+        base(base_url) + path,
+        provider=PROVIDER,
+        json_body=body,
+        headers=_auth(api_key),
+        timeout=timeout,
+        session=session,
+        stream=stream,
+        request_id=request_id,
+    )
+
+
+def _lines(response: requests.Response, text_of: Any) -> Iterator[dict[str, Any]]:
+    """The NDJSON lines of a chat or generate stream as the toolkit's chunks."""
+    calls: list[dict[str, Any]] = []
+    for line in _http.ndjson(response, PROVIDER):
+        if not isinstance(line, dict):
+            raise _http.malformed(response, PROVIDER, "stream line is not an object", line)
+        if "error" in line:
+            raise error_for_status(
+                500, f"error mid-stream: {line['error']}", provider=PROVIDER,
+                request_id=_http.provider_request_id(response), body=line,
+            )  # fmt: skip
+        if "done" not in line:
+            raise _http.malformed(response, PROVIDER, "stream line without done", line)
+        calls += _tool_calls(line.get("message") or {})
+        text = text_of(line)
+        if text:
+            yield {"text": text, "done": False}
+        if line["done"]:
+            yield {
+                "text": "",
+                "done": True,
+                "finish_reason": "tool_calls" if calls else _finish(line),
+                "tool_calls": calls,
+                "usage": _usage(line),
+                "request_id": _http.provider_request_id(response),
+            }
+            return
+    raise _http.stream_cut(response, PROVIDER, 'a line with "done": true')
+
+
+def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ollama's tool calls (arguments already an object; no ids) in the toolkit's shape."""
+    calls = []
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = (call or {}).get("function") or {}
+        arguments = function.get("arguments")
+        calls.append({"id": call.get("id") or f"call_{index}", "name": function.get("name"), "arguments": arguments if isinstance(arguments, dict) else {}})
+    return calls
+
+
+def _finish(data: dict[str, Any]) -> str | None:
+    reason = data.get("done_reason")
+    return _FINISH.get(reason, reason) if reason else ("stop" if data.get("done") else None)
+
+
+def _usage(data: dict[str, Any]) -> dict[str, int]:
+    inp, out = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
+    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}

@@ -1,0 +1,214 @@
+"""Ollama adapter against the emulator, judged by the official ``ollama`` client."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilient import (
+    AuthenticationError,
+    NotFoundError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+from resilient.adapters import ollama
+
+KEY = "test-key-0001"
+MODEL = "llama3.2:latest"
+USER = [{"role": "user", "content": "What is a circuit breaker?"}]
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_chat_matches_the_official_client(emulator) -> None:
+    client = pytest.importorskip("ollama").Client(host=emulator.url)
+    expected = client.chat(model=MODEL, messages=USER)
+
+    got = ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    assert got["text"] == expected.message.content
+    assert got["model"] == expected.model
+    assert got["finish_reason"] == expected.done_reason == "stop"
+    assert got["usage"] == {
+        "input_tokens": expected.prompt_eval_count,
+        "output_tokens": expected.eval_count,
+        "total_tokens": expected.prompt_eval_count + expected.eval_count,
+    }
+    assert got["request_id"].startswith("ollama-")
+    assert got["tool_calls"] == []
+
+
+def test_max_tokens_becomes_num_predict_and_length(emulator) -> None:
+    got = ollama.chat(USER, model=MODEL, base_url=emulator.url, max_tokens=2)
+
+    assert got["finish_reason"] == "length"
+    assert got["usage"]["output_tokens"] == 2
+
+
+def test_tool_calls_match_the_official_client(emulator) -> None:
+    client = pytest.importorskip("ollama").Client(host=emulator.url)
+    expected = client.chat(model=MODEL, messages=USER, tools=[WEATHER]).message.tool_calls[0].function
+
+    got = ollama.chat(USER, model=MODEL, base_url=emulator.url, tools=[WEATHER])
+
+    assert got["finish_reason"] == "tool_calls"
+    assert [(c["name"], c["arguments"]) for c in got["tool_calls"]] == [(expected.name, dict(expected.arguments))]
+
+
+def test_stream_yields_the_same_text_and_one_final_chunk(emulator) -> None:
+    whole = ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    chunks = list(ollama.stream_chat(USER, model=MODEL, base_url=emulator.url))
+
+    assert len(chunks) > 2
+    assert "".join(c["text"] for c in chunks) == whole["text"]
+    assert [c["done"] for c in chunks].count(True) == 1 and chunks[-1]["done"]
+    assert chunks[-1]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == whole["usage"]
+
+
+def test_stream_carries_tool_calls_in_the_final_chunk(emulator) -> None:
+    *_, last = ollama.stream_chat(USER, model=MODEL, base_url=emulator.url, tools=[WEATHER])
+
+    assert last["finish_reason"] == "tool_calls"
+    assert [c["name"] for c in last["tool_calls"]] == ["get_weather"]
+
+
+def test_generate_and_its_stream_agree_with_the_official_client(emulator) -> None:
+    expected = pytest.importorskip("ollama").Client(host=emulator.url).generate(model=MODEL, prompt="Why is the sky blue?")
+
+    got = ollama.generate("Why is the sky blue?", model=MODEL, base_url=emulator.url)
+    chunks = list(ollama.stream_generate("Why is the sky blue?", model=MODEL, base_url=emulator.url))
+
+    assert got["text"] == expected.response == "".join(c["text"] for c in chunks)
+    assert got["usage"]["output_tokens"] == expected.eval_count
+    assert chunks[-1]["done"] and chunks[-1]["usage"] == got["usage"]
+
+
+def test_embed_matches_the_official_client(emulator) -> None:
+    expected = pytest.importorskip("ollama").Client(host=emulator.url).embed(model="nomic-embed-text", input=["a", "b"])
+
+    got = ollama.embed(["a", "b"], base_url=emulator.url)
+
+    assert got["embeddings"] == [list(v) for v in expected.embeddings]
+    assert got["usage"]["input_tokens"] == expected.prompt_eval_count
+
+
+def test_list_models_returns_the_installed_models(emulator) -> None:
+    names = [m["name"] for m in ollama.list_models(base_url=emulator.url)]
+
+    assert names == ["llama3.2:latest", "nomic-embed-text:latest"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.0.0.0:11434", "http://0.0.0.0:11434"),
+        ("http://gpu-box:11434/", "http://gpu-box:11434"),
+        ("http://gpu-box:11434/api", "http://gpu-box:11434"),
+    ],
+)
+def test_base_url_from_ollama_host(monkeypatch, value: str, expected: str) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", value)
+
+    assert ollama.base(None) == expected
+
+
+def test_base_url_defaults_to_the_local_port(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OLLAMA_API_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    assert ollama.base(None) == "http://localhost:11434"
+
+
+def test_base_url_from_ollama_api_url_in_a_dotenv(emulator, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    monkeypatch.delenv("OLLAMA_API_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"OLLAMA_API_URL={emulator.url}\n")
+
+    assert ollama.chat(USER, model=MODEL)["text"]
+
+
+# ----------------------------------------------------------------- errors
+
+
+def test_a_rejected_key_is_an_authentication_error(emulator) -> None:
+    emulator.add_fault("bad_key", keys=[KEY], provider="ollama")
+
+    with pytest.raises(AuthenticationError) as caught:
+        ollama.chat(USER, model=MODEL, base_url=emulator.url, api_key=KEY)
+
+    assert caught.value.status == 401 and caught.value.provider == "ollama"
+    assert KEY not in str(caught.value)
+
+
+def test_a_server_error_carries_the_message_and_request_id(emulator) -> None:
+    emulator.add_fault("outage", status=500)
+
+    with pytest.raises(ServerError) as caught:
+        ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    assert caught.value.status == 500
+    assert caught.value.request_id.startswith("ollama-")
+    assert "error while processing" in caught.value.message
+
+
+def test_429_carries_retry_after(emulator, fake_clock) -> None:
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+    ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    with pytest.raises(RateLimitError) as caught:
+        ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    assert caught.value.retry_after == pytest.approx(1.0, abs=0.01)
+
+
+def test_unknown_path_is_not_found(emulator) -> None:
+    with pytest.raises(NotFoundError):
+        ollama.chat(USER, model=MODEL, base_url=emulator.url + "/nowhere")
+
+
+@pytest.mark.parametrize("mode", ["invalid_json", "wrong_shape"])
+def test_malformed_body_is_a_provider_error(emulator, mode: str) -> None:
+    emulator.add_fault("malformed", mode=mode)
+
+    with pytest.raises(ProviderError, match="malformed response") as caught:
+        ollama.chat(USER, model=MODEL, base_url=emulator.url)
+
+    assert caught.value.status == 200
+
+
+@pytest.mark.parametrize("mode", ["invalid_json", "wrong_shape"])
+def test_malformed_stream_line_is_a_provider_error(emulator, mode: str) -> None:
+    emulator.add_fault("malformed", mode=mode)
+
+    with pytest.raises(ProviderError, match="malformed response"):
+        list(ollama.stream_chat(USER, model=MODEL, base_url=emulator.url))
+
+
+def test_truncated_stream_raises(emulator) -> None:
+    emulator.add_fault("truncate_stream", after=2)
+
+    with pytest.raises(ProviderConnectionError):
+        list(ollama.stream_chat(USER, model=MODEL, base_url=emulator.url))
+
+
+def test_error_line_mid_stream_raises(emulator) -> None:
+    emulator.add_fault("truncate_stream", after=2, error=True)
+
+    with pytest.raises(ServerError, match="mid-stream"):
+        list(ollama.stream_generate("hello there", model=MODEL, base_url=emulator.url))
+
+
+def test_connection_refused_is_a_connection_error() -> None:
+    with pytest.raises(ProviderConnectionError):
+        ollama.chat(USER, model=MODEL, base_url="http://127.0.0.1:9", timeout=2)
