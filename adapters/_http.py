@@ -10,14 +10,17 @@ streams. No retry or queue logic: that is what the decorators are for.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
 
+from resilient import clock as _clock
 from resilient.errors import (
     AuthenticationError,
     ProviderConnectionError,
@@ -40,6 +43,7 @@ __all__ = [
     "ndjson",
     "provider_request_id",
     "compact",
+    "rate_limits",
 ]
 
 _EXCERPT = 200
@@ -169,6 +173,62 @@ def provider_request_id(response: requests.Response) -> str | None:
         if value:
             return value
     return None
+
+
+# (result field, header names) for the rate-limit state providers report on every answer:
+# OpenAI/Groq ``x-ratelimit-*`` (reset as a duration, "6m0s"), Anthropic
+# ``anthropic-ratelimit-*`` (reset as an RFC 3339 time).
+_RATE_HEADERS = {
+    "limit_requests": ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit"),
+    "remaining_requests": ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining"),
+    "reset_requests": ("x-ratelimit-reset-requests", "anthropic-ratelimit-requests-reset"),
+    "limit_tokens": ("x-ratelimit-limit-tokens", "anthropic-ratelimit-tokens-limit"),
+    "remaining_tokens": ("x-ratelimit-remaining-tokens", "anthropic-ratelimit-tokens-remaining"),
+    "reset_tokens": ("x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-reset"),
+}
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
+
+
+def rate_limits(response: requests.Response, now: float | None = None) -> dict[str, float] | None:
+    """The provider's rate-limit state from the answer's headers, or ``None`` if it sends none.
+
+    Counts as numbers; resets as seconds from now until the limit is whole
+    again. ``now`` (epoch seconds, default the toolkit clock's wall time)
+    measures Anthropic's reset timestamps. This is what lets a key pool
+    pace itself before the provider answers 429.
+    """
+    found: dict[str, float] = {}
+    for field, names in _RATE_HEADERS.items():
+        raw = next((response.headers[n] for n in names if n in response.headers), None)
+        if raw is None:
+            continue
+        value = _reset_seconds(raw, now) if field.startswith("reset") else _number(raw)
+        if value is not None:
+            found[field] = value
+    return found or None
+
+
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+def _reset_seconds(raw: str, now: float | None) -> float | None:
+    raw = raw.strip()
+    match = _DURATION.fullmatch(raw)
+    if match and any(match.groups()):
+        hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
+        return hours * 3600 + minutes * 60 + seconds + millis / 1000
+    try:
+        when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    reference = _clock.current().time() if now is None else now
+    return max(0.0, when.timestamp() - reference)
 
 
 def json_of(response: requests.Response, provider: str) -> Any:

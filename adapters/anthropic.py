@@ -14,6 +14,7 @@ API; it defaults to 4096 here.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,8 +23,9 @@ import requests
 from resilient.errors import error_for_status
 
 from . import _http
+from . import client as _client
 
-__all__ = ["chat", "stream_chat", "parse_message", "DEFAULT_MAX_TOKENS"]
+__all__ = ["Client", "chat", "stream_chat", "parse_message", "DEFAULT_MAX_TOKENS"]
 
 PROVIDER = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -181,6 +183,7 @@ def parse_message(data: Any, response: requests.Response) -> dict[str, Any]:
         "tool_calls": tool_calls,
         "usage": usage(data.get("usage")),
         "request_id": _http.provider_request_id(response) or data.get("id"),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -246,3 +249,10 @@ def _tool_call(tool: dict[str, Any], response: requests.Response) -> dict[str, A
     except ValueError:
         raise _http.malformed(response, PROVIDER, "tool input JSON is incomplete", tool["json"]) from None
     return {"id": tool["id"], "name": tool["name"], "arguments": arguments}
+
+
+class Client(_client.Client):
+    """This provider's functions behind the recommended stack (see :mod:`resilient.adapters.client`)."""
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

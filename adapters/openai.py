@@ -11,6 +11,7 @@ and :func:`embed_at` with their own base URL and credentials.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,8 +20,9 @@ import requests
 from resilient.errors import error_for_status
 
 from . import _http
+from . import client as _client
 
-__all__ = ["chat", "stream_chat", "embed", "text_to_image", "chat_at", "stream_chat_at", "embed_at", "parse_chat"]
+__all__ = ["Client", "chat", "stream_chat", "embed", "text_to_image", "chat_at", "stream_chat_at", "embed_at", "parse_chat"]
 
 PROVIDER = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -213,6 +215,7 @@ def parse_chat(data: Any, response: requests.Response, provider: str = PROVIDER)
         "tool_calls": tool_calls,
         "usage": _usage(data.get("usage")),
         "request_id": _http.provider_request_id(response) or data.get("id"),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -338,3 +341,10 @@ def embed_at(
         "usage": _usage(data.get("usage")),
         "request_id": _http.provider_request_id(response),
     }
+
+
+class Client(_client.Client):
+    """This provider's functions behind the recommended stack (see :mod:`resilient.adapters.client`)."""
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

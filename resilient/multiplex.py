@@ -340,6 +340,10 @@ class KeyPool(Layer):
                 key.successes += 1
                 if usage is not None:
                     self._count_tokens(key, usage)
+                pause = _exhausted_for(result)
+                if pause:
+                    now = _clock.resolve(self._clock).monotonic()
+                    key.cooling_until = max(key.cooling_until, now + pause)
                 return False
             if info is None:  # cancelled, interrupted: says nothing about the key
                 return False
@@ -589,6 +593,26 @@ def _entries(keys: Any) -> list[tuple[str | None, str, float]]:
             value, weight = value
         entries.append((name, value, weight))
     return entries
+
+
+def _exhausted_for(result: Any) -> float:
+    """Seconds until the key may be used again, when the provider said it has nothing left.
+
+    Adapters put the provider's rate-limit headers into ``result["rate_limit"]``
+    (remaining and limit counts, seconds until the limit is whole again). A key
+    with no requests or tokens left cools until one unit is back, which for a
+    continuously refilled limit is ``reset / limit``: pacing on what the provider
+    says, before it has to answer 429.
+    """
+    info = result.get("rate_limit") if isinstance(result, dict) else None
+    if not isinstance(info, dict):
+        return 0.0
+    pause = 0.0
+    for unit in ("requests", "tokens"):
+        remaining, reset = info.get(f"remaining_{unit}"), info.get(f"reset_{unit}")
+        if remaining is not None and remaining <= 0 and reset:
+            pause = max(pause, reset / max(1.0, info.get(f"limit_{unit}") or 1.0))
+    return pause
 
 
 def _usage_of(result: Any, extractor: Callable[[Any], Any] | None) -> tuple[int, int, int] | None:
