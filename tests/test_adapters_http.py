@@ -1,0 +1,90 @@
+"""The adapters' shared plumbing: rate-limit headers, error messages, SSE framing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from resilient import InvalidRequestError, OverloadedError, RateLimitError
+from resilient.adapters import _http
+
+
+def response(status: int = 200, body: bytes = b"", **headers: str) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    r.raw = io.BytesIO(body)
+    r.url = "http://127.0.0.1/x"
+    return r
+
+
+@pytest.mark.parametrize(
+    ("reset", "seconds"), [("1s", 1.0), ("6m0s", 360.0), ("1h2m3.5s", 3723.5), ("20ms", 0.02), ("1m30s", 90.0)]
+)
+def test_openai_reset_durations_are_read_as_seconds(reset: str, seconds: float) -> None:
+    r = response(**{"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset})
+
+    assert _http.rate_limits(r) == {"remaining_requests": 0.0, "reset_requests": seconds}
+
+
+def test_anthropic_reset_timestamps_are_measured_from_now() -> None:
+    r = response(**{
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": "2023-11-14T22:13:50Z",
+    })  # fmt: skip
+
+    assert _http.rate_limits(r, now=1_700_000_000.0) == {
+        "limit_requests": 50.0,
+        "remaining_requests": 0.0,
+        "reset_requests": 30.0,
+    }
+
+
+def test_no_rate_limit_headers_give_none() -> None:
+    assert _http.rate_limits(response()) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": {"message": "bad model", "type": "invalid_request_error"}}', "invalid_request_error: bad model"),
+        (b'{"type": "error", "error": {"type": "invalid_request_error", "message": "no"}}', "invalid_request_error: no"),
+        (b'{"error": {"code": 400, "message": "oops", "status": "INVALID_ARGUMENT"}}', "INVALID_ARGUMENT: oops"),
+        (b'{"error": "model not loaded"}', "model not loaded"),
+        (b'{"detail": "Input validation error"}', "Input validation error"),
+        (b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
+    ],
+)
+def test_error_messages_are_read_from_every_providers_shape(body: bytes, message: str) -> None:
+    error = _http.error_from(response(400, body), "p")
+
+    assert isinstance(error, InvalidRequestError)
+    assert error.message == message
+
+
+def test_error_carries_retry_after_and_the_providers_request_id() -> None:
+    error = _http.error_from(response(429, b"{}", **{"retry-after": "7", "request-id": "req_9"}), "anthropic")
+
+    assert isinstance(error, RateLimitError)
+    assert (error.retry_after, error.request_id, error.provider) == (7.0, "req_9", "anthropic")
+
+
+def test_529_is_overloaded() -> None:
+    assert isinstance(_http.error_from(response(529, b"{}"), "anthropic"), OverloadedError)
+
+
+def test_sse_events_join_multi_line_data_and_skip_comments() -> None:
+    stream = b": keep-alive\n\nevent: message\ndata: {\"a\":\ndata: 1}\n\ndata: [DONE]\n\n"
+
+    assert list(_http.sse_events(response(200, stream), "p")) == [("message", '{"a":\n1}'), (None, "[DONE]")]
+
+
+def test_malformed_names_the_status_and_shows_an_excerpt() -> None:
+    error = _http.malformed(response(200, b"x" * 1000), "p", "not JSON")
+
+    assert error.status == 200
+    assert "not JSON" in str(error) and "xxx" in str(error)
+    assert len(str(error)) < 400
