@@ -1,0 +1,474 @@
+"""Google Gemini API (Generative Language): chat, streamed chat, tools, embeddings, images.
+
+``base_url`` follows the official ``google-genai`` client: the server root
+(``GEMINI_BASE_URL``, default ``https://generativelanguage.googleapis.com``);
+the adapter adds ``/v1beta/models/{model}:...`` itself. The key comes from
+``api_key=``, else ``GOOGLE_API_KEY`` or ``GEMINI_API_KEY``, and is sent as
+``x-goog-api-key``.
+
+Messages are OpenAI-shaped and translated to Gemini's ``contents``: system
+messages (and ``system=``) become ``systemInstruction``; ``assistant`` turns
+become role ``model``; consecutive turns of one role are merged; image parts
+(``image_url`` with a ``data:`` URL) become ``inlineData``, other URLs
+``fileData``; assistant ``tool_calls`` become ``functionCall`` parts and
+``tool`` messages ``functionResponse`` parts in a user turn. OpenAI-style
+``tools``/``tool_choice`` become ``functionDeclarations``/``toolConfig``.
+
+A 429's retry hint is read from the ``Retry-After`` header, else from the
+``RetryInfo`` detail (``retryDelay``) where Google puts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from resilient.errors import ProviderError, RateLimitError, error_for_status
+
+from . import _http
+
+__all__ = ["chat", "stream_chat", "embed", "process_image", "to_contents", "to_tools", "to_tool_config"]
+
+PROVIDER = "gemini"
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+API_VERSION = "v1beta"
+KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+BASE_URL_ENV = ("GEMINI_BASE_URL",)
+DEFAULT_MODEL = "gemini-2.0-flash"
+DEFAULT_EMBEDDING_MODEL = "text-embedding-004"
+
+FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "stop",
+    "OTHER": "stop",
+}
+_TOOL_CHOICE = {"auto": "AUTO", "none": "NONE", "required": "ANY", "any": "ANY"}
+
+
+def chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str = DEFAULT_MODEL,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``generateContent`` call for OpenAI-style ``messages``, as the toolkit's plain dict."""
+    body = request_body(messages, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    response = _post(model, "generateContent", body, api_key, base_url, timeout, request_id, session)
+    return parse_response(_http.json_of(response, PROVIDER), response)
+
+
+def stream_chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str = DEFAULT_MODEL,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream ``streamGenerateContent?alt=sse``: text chunks, then a final one with usage and tool calls.
+
+    Gemini has no end-of-stream marker: the last event carries a
+    ``finishReason``; a stream that ends without one raises
+    :class:`~resilient.errors.ProviderConnectionError`.
+    """
+    body = request_body(messages, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    response = _post(
+        model, "streamGenerateContent", body, api_key, base_url, timeout, request_id, session, stream=True
+    )
+    yield from _events(response)
+
+
+def process_image(
+    image_bytes: bytes,
+    prompt: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    mime_type: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Ask ``prompt`` about an image sent inline (base64 ``inlineData``); same result dict as :func:`chat`.
+
+    ``mime_type`` is guessed from the image's first bytes (PNG, JPEG, GIF,
+    WebP) when not given.
+    """
+    image = {"inlineData": {"mimeType": mime_type or sniff_mime_type(image_bytes), "data": base64.b64encode(image_bytes).decode("ascii")}}
+    body = request_body([{"role": "user", "content": prompt}], max_tokens, temperature, system, None, None, None, extra)
+    body["contents"][0]["parts"].insert(0, image)
+    response = _post(model, "generateContent", body, api_key, base_url, timeout, request_id, session)
+    return parse_response(_http.json_of(response, PROVIDER), response)
+
+
+def embed(
+    texts: str | Sequence[str],
+    *,
+    model: str = DEFAULT_EMBEDDING_MODEL,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    dimensions: int | None = None,
+    task_type: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Embeddings of ``texts`` (``batchEmbedContents``, one request): ``{"embeddings", "model", "usage"}``.
+
+    Gemini reports no token usage for embeddings; ``usage`` is zeros.
+    """
+    items = [texts] if isinstance(texts, str) else list(texts)
+    name = _model_name(model)
+    requests_ = [
+        _http.compact(
+            model=f"models/{name}", content={"parts": [{"text": t}]}, outputDimensionality=dimensions, taskType=task_type
+        )
+        for t in items
+    ]
+    response = _post(name, "batchEmbedContents", {"requests": requests_}, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    found = data.get("embeddings") if isinstance(data, dict) else None
+    if not isinstance(found, list) or not all(isinstance(e, dict) and isinstance(e.get("values"), list) for e in found):
+        raise _http.malformed(response, PROVIDER, "no embeddings[].values", data)
+    return {
+        "embeddings": [e["values"] for e in found],
+        "model": name,
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "request_id": _http.provider_request_id(response),
+    }
+
+
+# --------------------------------------------------------------------------- OpenAI → Gemini
+
+
+def request_body(
+    messages: Sequence[dict[str, Any]],
+    max_tokens: int | None,
+    temperature: float | None,
+    system: str | None,
+    tools: list[dict[str, Any]] | None,
+    tool_choice: Any,
+    stop: str | list[str] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``generateContent`` body for OpenAI-style arguments; ``extra`` is merged in as Gemini fields."""
+    contents, systems = to_contents(messages)
+    if system:
+        systems.insert(0, system)
+    config = _http.compact(
+        maxOutputTokens=max_tokens, temperature=temperature, stopSequences=[stop] if isinstance(stop, str) else stop
+    )
+    extra = dict(extra)
+    config.update(extra.pop("generationConfig", None) or {})
+    body: dict[str, Any] = {"contents": contents}
+    if systems:
+        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
+    if config:
+        body["generationConfig"] = config
+    if tools:
+        body["tools"] = to_tools(tools)
+    if tool_choice is not None:
+        body["toolConfig"] = to_tool_config(tool_choice)
+    return {**body, **extra}
+
+
+def to_contents(messages: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """OpenAI messages → (Gemini ``contents``, system texts); consecutive turns of one role are merged."""
+    names = {
+        call.get("id"): (call.get("function") or {}).get("name")
+        for m in messages
+        for call in m.get("tool_calls") or []
+    }
+    contents: list[dict[str, Any]] = []
+    systems: list[str] = []
+    for message in messages:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            systems.append(_text_of(message.get("content")))
+            continue
+        if role == "tool":
+            name = message.get("name") or names.get(message.get("tool_call_id")) or "tool"
+            parts = [{"functionResponse": {"name": name, "response": _tool_result(message.get("content"))}}]
+            role = "user"
+        else:
+            parts = _parts(message.get("content"))
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                arguments = function.get("arguments")
+                args = json.loads(arguments) if isinstance(arguments, str) and arguments else (arguments or {})
+                parts.append({"functionCall": {"name": function.get("name"), "args": args}})
+            role = "model" if role == "assistant" else "user"
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents, systems
+
+
+def to_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI function tools → one Gemini ``functionDeclarations`` group; Gemini-shaped tools pass through."""
+    declarations, native = [], []
+    for tool in tools:
+        if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
+            function = tool["function"]
+            declarations.append(
+                _http.compact(name=function["name"], description=function.get("description"), parameters=function.get("parameters"))
+            )
+        else:
+            native.append(tool)
+    return ([{"functionDeclarations": declarations}] if declarations else []) + native
+
+
+def to_tool_config(tool_choice: Any) -> dict[str, Any]:
+    """OpenAI ``tool_choice`` → Gemini ``toolConfig`` (``required`` → ``ANY``, a named function → allowed names)."""
+    if isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+    mode = _TOOL_CHOICE.get(str(tool_choice).lower())
+    if mode is None:
+        raise ValueError(f"tool_choice must be auto, none, required or a function, got {tool_choice!r}")
+    return {"functionCallingConfig": {"mode": mode}}
+
+
+def sniff_mime_type(data: bytes) -> str:
+    """The image type from its magic bytes; ``image/jpeg`` when unknown (Gemini's most common input)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}]
+    parts = []
+    for part in content:
+        if part.get("type") == "text":
+            parts.append({"text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url", "") if isinstance(part.get("image_url"), dict) else part.get("image_url", "")
+            if url.startswith("data:"):
+                head, _, data = url.partition(",")
+                parts.append({"inlineData": {"mimeType": head[5:].split(";")[0] or "image/jpeg", "data": data}})
+            else:
+                parts.append({"fileData": {"fileUri": url, "mimeType": "image/jpeg"}})
+        else:
+            parts.append({k: v for k, v in part.items() if k != "type"})  # already a Gemini part
+    return parts
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
+
+
+def _tool_result(content: Any) -> dict[str, Any]:
+    text = _text_of(content)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    return value if isinstance(value, dict) else {"result": value}
+
+
+# --------------------------------------------------------------------------- transport and parsing
+
+
+def _model_name(model: str) -> str:
+    return model.removeprefix("models/")
+
+
+def _post(
+    model: str,
+    method: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    request_id: str | None,
+    session: requests.Session | None,
+    *,
+    stream: bool = False,
+) -> requests.Response:
+    base = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+    key = _http.credential(api_key, KEY_ENV, PROVIDER)
+    try:
+        return _http.send(
+            "POST",
+            f"{base}/{API_VERSION}/models/{_model_name(model)}:{method}",
+            provider=PROVIDER,
+            json_body=body,
+            headers={"x-goog-api-key": key},
+            params={"alt": "sse"} if stream else None,
+            timeout=timeout,
+            session=session,
+            stream=stream,
+            request_id=request_id,
+        )
+    except RateLimitError as exc:
+        if exc.retry_after is None:
+            exc.retry_after = _retry_delay(exc.body)
+        raise
+
+
+def _retry_delay(body: Any) -> float | None:
+    """``retryDelay`` (``"1.5s"``) of a ``google.rpc.RetryInfo`` detail."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    details = ((body or {}).get("error") or {}).get("details") if isinstance(body, dict) else None
+    for detail in details or []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            try:
+                return float(str(detail.get("retryDelay", "")).removesuffix("s"))
+            except ValueError:
+                return None
+    return None
+
+
+def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
+    """A ``GenerateContentResponse`` as the toolkit's result dict."""
+    if not isinstance(data, dict):
+        raise _http.malformed(response, PROVIDER, "response is not an object", data)
+    candidates = data.get("candidates")
+    if not candidates:
+        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+        if not blocked:
+            raise _http.malformed(response, PROVIDER, "no candidates", data)
+        text, calls, finish = "", [], "content_filter"
+    else:
+        candidate = candidates[0]
+        if not isinstance(candidate, dict):
+            raise _http.malformed(response, PROVIDER, "candidate is not an object", data)
+        text, calls = _content(candidate, response)
+        finish = _finish(candidate.get("finishReason"), calls)
+    return {
+        "text": text,
+        "model": data.get("modelVersion"),
+        "finish_reason": finish,
+        "tool_calls": calls,
+        "usage": _usage(data.get("usageMetadata")),
+        "request_id": _http.provider_request_id(response) or data.get("responseId"),
+        "raw": data,
+    }
+
+
+def _content(candidate: dict[str, Any], response: requests.Response) -> tuple[str, list[dict[str, Any]]]:
+    parts = (candidate.get("content") or {}).get("parts") or []
+    if not isinstance(parts, list):
+        raise _http.malformed(response, PROVIDER, "content.parts is not a list", candidate)
+    text = "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought"))
+    calls = [
+        {"id": p["functionCall"].get("id") or f"call_{i}", "name": p["functionCall"].get("name"), "arguments": p["functionCall"].get("args") or {}}
+        for i, p in enumerate(parts)
+        if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)
+    ]
+    return text, calls
+
+
+def _finish(reason: str | None, calls: list[dict[str, Any]]) -> str | None:
+    if reason is None:
+        return None
+    if calls and reason == "STOP":
+        return "tool_calls"
+    return FINISH.get(reason, reason.lower())
+
+
+def _usage(raw: Any) -> dict[str, int]:
+    raw = raw if isinstance(raw, dict) else {}
+    inp = int(raw.get("promptTokenCount") or 0)
+    out = int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0)
+    return {"input_tokens": inp, "output_tokens": out, "total_tokens": int(raw.get("totalTokenCount") or inp + out)}
+
+
+def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    usage = _usage(None)
+    for _, data in _http.sse_events(response, PROVIDER):
+        chunk = _http.parse_json_text(data, response, PROVIDER)
+        if isinstance(chunk, list) and chunk:
+            chunk = chunk[0]
+        if not isinstance(chunk, dict):
+            raise _http.malformed(response, PROVIDER, "stream event is not an object", data)
+        if "error" in chunk:
+            raise _stream_error(chunk, response)
+        if chunk.get("usageMetadata"):
+            usage = _usage(chunk["usageMetadata"])
+        candidates = chunk.get("candidates")
+        if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
+            if (chunk.get("promptFeedback") or {}).get("blockReason"):
+                yield _final("content_filter", calls, usage, response)
+                return
+            raise _http.malformed(response, PROVIDER, "stream event without candidates", chunk)
+        text, new_calls = _content(candidates[0], response)
+        calls += new_calls
+        if text:
+            yield {"text": text, "done": False}
+        if candidates[0].get("finishReason"):
+            yield _final(_finish(candidates[0]["finishReason"], calls), calls, usage, response)
+            return
+    raise _http.stream_cut(response, PROVIDER, "an event with a finishReason")
+
+
+def _final(finish: str | None, calls: list[dict[str, Any]], usage: dict[str, int], response: requests.Response) -> dict[str, Any]:
+    return {
+        "text": "",
+        "done": True,
+        "finish_reason": finish,
+        "tool_calls": calls,
+        "usage": usage,
+        "request_id": _http.provider_request_id(response),
+    }
+
+
+def _stream_error(chunk: dict[str, Any], response: requests.Response) -> ProviderError:
+    error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+    status = error.get("code") if isinstance(error.get("code"), int) else 500
+    return error_for_status(
+        status,
+        f"{error.get('status') or 'error'}: {error.get('message')} (mid-stream)",
+        provider=PROVIDER,
+        request_id=_http.provider_request_id(response),
+        body=chunk,
+    )
