@@ -158,6 +158,7 @@ class KeyPool(Layer):
     """
 
     kind = "multiplex"
+    policy: MultiplexPolicy
 
     def __init__(
         self,

@@ -131,6 +131,7 @@ class RequestQueue(Layer):
     """
 
     kind = "queue"
+    policy: QueuePolicy
 
     def __init__(
         self,
@@ -155,7 +156,7 @@ class RequestQueue(Layer):
         self._stale = 0  # abandoned waiters still in the heap
         self._waiting = [0] * len(_PRIORITIES)
         self._seq = itertools.count()
-        self._samples = [deque(maxlen=_SAMPLES) for _ in _PRIORITIES]
+        self._samples: list[deque[float]] = [deque(maxlen=_SAMPLES) for _ in _PRIORITIES]
         self.reset_stats()
         self.policy._on_capacity = self._capacity_changed
 

@@ -170,6 +170,7 @@ class RateLimiter(Layer):
     """
 
     kind = "rate_limit"
+    policy: RateLimitPolicy
 
     def __init__(
         self,
