@@ -1,0 +1,150 @@
+"""Groq: OpenAI-compatible chat and streamed chat, and Groq's model catalogue by category.
+
+``base_url`` includes ``/v1``, as with Groq's and OpenAI's SDKs
+(``GROQ_BASE_URL``, default ``https://api.groq.com/openai/v1``); the key
+comes from ``api_key=`` or ``GROQ_API_KEY``. The wire format is the OpenAI
+adapter's, reused as is.
+
+The catalogue (:data:`MODELS`) is Groq's "Supported Models" page
+(https://console.groq.com/docs/models) and its vision page
+(https://console.groq.com/docs/vision), as read in 2025: production and
+preview models, by what they take in. Groq changes it often; pass
+``online=True`` to :func:`list_models` to ask the API (``GET /models``)
+instead, each id put in a category by the catalogue or, for ids it does not
+know, by name (``whisper``/``tts`` → audio, ``vision``/``llama-4`` → vision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from . import _http
+from .openai import chat_at, chat_body, stream_chat_at
+from .openai_compatible import model_ids_at
+
+__all__ = ["chat", "stream_chat", "list_models", "is_compatible_model", "MODELS", "CATEGORIES"]
+
+PROVIDER = "groq"
+DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
+KEY_ENV = ("GROQ_API_KEY",)
+BASE_URL_ENV = ("GROQ_BASE_URL",)
+CATEGORIES = ("chat", "vision", "audio")
+
+#: model id → category. Vision models also chat (:func:`is_compatible_model` knows).
+MODELS: dict[str, str] = {
+    "llama-3.1-8b-instant": "chat",
+    "llama-3.3-70b-versatile": "chat",
+    "openai/gpt-oss-120b": "chat",
+    "openai/gpt-oss-20b": "chat",
+    "qwen/qwen3-32b": "chat",
+    "moonshotai/kimi-k2-instruct-0905": "chat",
+    "groq/compound": "chat",
+    "groq/compound-mini": "chat",
+    "meta-llama/llama-guard-4-12b": "chat",
+    "meta-llama/llama-4-scout-17b-16e-instruct": "vision",
+    "meta-llama/llama-4-maverick-17b-128e-instruct": "vision",
+    "whisper-large-v3": "audio",
+    "whisper-large-v3-turbo": "audio",
+    "playai-tts": "audio",
+    "playai-tts-arabic": "audio",
+}
+
+
+def chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One chat completion, as the toolkit's plain dict."""
+    body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    return chat_at(_base(base_url), body, _http.credential(api_key, KEY_ENV, PROVIDER), PROVIDER, timeout, request_id, session)
+
+
+def stream_chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream a chat completion: ``{"text", "done": False}`` chunks, then the final one."""
+    body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    key = _http.credential(api_key, KEY_ENV, PROVIDER)
+    yield from stream_chat_at(_base(base_url), body, key, PROVIDER, timeout, request_id, session)
+
+
+def list_models(
+    category: str | None = None,
+    *,
+    online: bool = False,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 10.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> list[str]:
+    """Model ids, all or of one ``category`` (``chat``, ``vision``, ``audio``), sorted.
+
+    From the catalogue, or from the API with ``online=True``. A vision model
+    is listed under ``vision`` only, though it also chats.
+    """
+    _check(category)
+    if online:
+        key = _http.credential(api_key, KEY_ENV, PROVIDER)
+        ids = model_ids_at(_base(base_url), key, PROVIDER, timeout, request_id, session)
+    else:
+        ids = list(MODELS)
+    return sorted(i for i in ids if category is None or category_of(i) == category)
+
+
+def is_compatible_model(name: str, category: str) -> bool:
+    """Whether ``name`` can serve ``category``: a vision model serves chat too; unknown names go by their name."""
+    _check(category)
+    own = category_of(name)
+    return own == category or (category == "chat" and own == "vision")
+
+
+def category_of(name: str) -> str:
+    """The catalogue's category for ``name``, else a guess from the name."""
+    if name in MODELS:
+        return MODELS[name]
+    lowered = name.lower()
+    if "whisper" in lowered or "tts" in lowered:
+        return "audio"
+    if "vision" in lowered or "llama-4" in lowered:
+        return "vision"
+    return "chat"
+
+
+def _check(category: str | None) -> None:
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
+
+
+def _base(base_url: str | None) -> str:
+    return (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
