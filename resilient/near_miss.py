@@ -29,14 +29,15 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-'’][A-Za-z0-9]+)*|\d+(?:[.,:/]\d
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|[\"(\[]\s*)$")
 
 _NUMBER_WORDS = {
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "zero": "0", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14",
     "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19", "twenty": "20",
     "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
     "hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000", "dozen": "12",
+    "ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "xi": "11", "xii": "12",
     "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th",
     "seventh": "7th", "eighth": "8th", "ninth": "9th", "tenth": "10th", "half": "0.5", "twice": "x2",
-    "double": "x2", "triple": "x3", "single": "1",
+    "double": "x2", "triple": "x3",
 }
 _ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 
@@ -72,7 +73,10 @@ mean median, mean mode, median mode, permutation combination, permutations combi
 weather climate, virus bacteria, viral bacterial, mitosis meiosis, dna rna, import export, acid base,
 debit credit, stocks bonds, assets liabilities, revenue profit, gross net, pretax aftertax, inflation deflation,
 deposit withdraw, deposit withdrawal, include exclude, inclusive exclusive, union intersection, and or,
-optimistic pessimistic, introvert extrovert, expand collapse, zoom in, happy sad, happiest saddest
+optimistic pessimistic, introvert extrovert, expand collapse, happy sad, happiest saddest, hottest coldest,
+warmest coldest, warmest coolest, wettest driest, busiest quietest, richest poorest, strongest weakest,
+easiest hardest, safest dangerous, cheapest expensive, earliest latest, highest lowest, tallest shortest,
+oldest youngest, closest farthest, nearest farthest, heaviest lightest
 """
 
 _PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "non-", "anti", "de")
@@ -93,20 +97,27 @@ _STOP = frozenset(
     type types sort sorts main major top important most common usual usually typical typically generally general
     overall really still ever recommend recommended suggestion suggestions tip tips idea ideas option options
     answer question questions quora someone's one's anyone's reason reasons happen happens happened work works
-    real main new whats what's hows how's whys why's im ive i've id i'd""".split()
+    real main new whats what's hows how's whys why's im ive i've id i'd look looks share tell told""".split()
 )
 
-_RELATIONS = frozenset("to into from than vs versus over by before after against for onto toward towards".split())
+# Words that give a direction to the things on either side ("A to B" is not "B to A").
+_RELATIONS = frozenset("to into from than vs versus before after against onto toward towards".split())
 
 
 def _stem(word: str) -> str:
+    """A light stem, enough to match "causes"/"cause", "making"/"make", "mainly"/"main"."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
-    for suffix in ("ies", "es", "s"):
-        if len(w) > 4 and w.endswith(suffix) and not w.endswith("ss"):
-            return w[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return w
+    if len(w) <= 4 or not w.isalpha():
+        return w
+    if w.endswith("ies"):
+        return w[:-3] + "y"
+    for suffix in ("ing", "ly", "ed", "es", "s"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
+            w = w[: -len(suffix)]
+            break
+    return w[:-1] if w.endswith("e") and len(w) > 3 else w
 
 
 def _build_opposites() -> dict[str, set[str]]:
@@ -226,16 +237,30 @@ def _opposite(a: _Text, b: _Text) -> bool:
 
 
 def _reordered(a: _Text, b: _Text) -> bool:
-    """Two things both texts relate appear in opposite order around a directional word."""
+    """The same two things in opposite order: around a directional word in both, or as the only change.
+
+    Paraphrases reorder freely ("list in Python" / "Python list"), so a swap alone
+    counts only when it is the *only* difference between the two wordings.
+    """
+    if _transposed(a.stems, b.stems):
+        return True
     pos_a = _single_positions(a)
     pos_b = _single_positions(b)
     shared = [s for s in pos_a if s in pos_b]
     for i, x in enumerate(shared):
         for y in shared[i + 1 :]:
             if (pos_a[x] < pos_a[y]) != (pos_b[x] < pos_b[y]):
-                if _related(a, pos_a[x], pos_a[y]) or _related(b, pos_b[x], pos_b[y]):
+                if _related(a, pos_a[x], pos_a[y]) and _related(b, pos_b[x], pos_b[y]):
                     return True
     return False
+
+
+def _transposed(a: list[str], b: list[str]) -> bool:
+    """``b`` is ``a`` with exactly two different words swapped ("Romans conquer Greeks")."""
+    if len(a) != len(b) or a == b:
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    return len(diff) == 2 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
 
 
 def _single_positions(t: _Text) -> dict[str, int]:
@@ -260,7 +285,15 @@ def _lost(entities: set[str], other: _Text) -> bool:
 
 
 def _qualified(a: _Text, b: _Text) -> bool:
-    """``a`` restricts the question with content words ``b`` has none of, while ``b`` adds nothing."""
-    extra_a = [s for s in a.content if s not in b.stem_set]
-    extra_b = [s for s in b.content if s not in a.stem_set]
-    return bool(extra_a) and not extra_b
+    """``a`` is ``b`` plus a restriction of its topic ("pancakes" / "vegan pancakes", "... at night").
+
+    Extra words in the leading frame of a question ("What's the command to ...")
+    do not count: only extra content after the first word both texts share, and
+    only when ``b`` adds nothing of its own.
+    """
+    if any(s not in a.stem_set for s in b.content):
+        return False
+    shared = [i for i, s in enumerate(a.content) if s in b.stem_set]
+    if not shared:
+        return False
+    return any(s not in b.stem_set for s in a.content[shared[0] + 1 :])

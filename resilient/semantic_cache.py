@@ -63,8 +63,11 @@ __all__ = ["semantic_cache", "SemanticCache", "SemanticCachePolicy", "default_te
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Chosen from bench/semantic_quality.py (see bench/RESULTS.md): with the
-#: default guard it keeps precision >= 0.90 on the labelled question pairs.
-DEFAULT_THRESHOLD = 0.85
+#: default guard, 0.80 serves no near miss of the adversarial set and hits 86%
+#: of its paraphrases; higher thresholds only lose paraphrases there. On the
+#: Quora pairs it gives precision 0.85 / recall 0.48 (the 0.90 / 0.50 target is
+#: not reached at any threshold, with or without the guard).
+DEFAULT_THRESHOLD = 0.80
 
 # Argument names that carry credentials: never part of a key, never stored.
 _SECRET_NAMES = re.compile(
