@@ -1,0 +1,147 @@
+"""Hugging Face Text Embeddings Inference: embeddings, batched embeddings, reranking, cosine similarity.
+
+``base_url`` is the server root (``TEI_BASE_URL``, default
+``http://localhost:8080``, TEI's port in its docs); the adapter adds
+``/embed`` and ``/rerank``. A local server needs no token; one given as
+``api_key=`` or found in ``HF_API_TOKEN`` / ``HF_TOKEN`` (Inference
+Endpoints) is sent as a Bearer token. TEI reports no token usage on these
+routes: ``usage`` is zeros.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+
+from . import _http
+
+__all__ = ["embed", "batch_embed", "rerank", "similarity", "cosine"]
+
+PROVIDER = "hf_tei"
+DEFAULT_BASE_URL = "http://localhost:8080"
+BASE_URL_ENV = ("TEI_BASE_URL",)
+KEY_ENV = ("HF_API_TOKEN", "HF_TOKEN")
+DEFAULT_BATCH_SIZE = 32  # TEI's default --max-client-batch-size
+
+
+def embed(
+    texts: str | Sequence[str],
+    *,
+    normalize: bool | None = None,
+    truncate: bool | None = None,
+    dimensions: int | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Embeddings of ``texts`` in one ``POST /embed``: ``{"embeddings", "model", "usage", "request_id"}``."""
+    body = _http.compact(
+        inputs=[texts] if isinstance(texts, str) else list(texts), normalize=normalize, truncate=truncate, dimensions=dimensions
+    )
+    response = _post("/embed", body, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    if not isinstance(data, list) or not all(isinstance(v, list) for v in data) or len(data) != len(body["inputs"]):
+        raise _http.malformed(response, PROVIDER, "not one vector per input", data)
+    return {
+        "embeddings": data,
+        "model": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "request_id": _http.provider_request_id(response),
+    }
+
+
+def batch_embed(
+    texts: Sequence[str],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    **options: Any,
+) -> dict[str, Any]:
+    """Embeddings of any number of ``texts``, in requests of at most ``batch_size`` (TEI refuses larger ones).
+
+    ``options`` are :func:`embed`'s. The result is :func:`embed`'s, with the
+    vectors in input order and ``request_ids`` of every request made.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    texts = list(texts)
+    vectors: list[list[float]] = []
+    ids: list[str | None] = []
+    for start in range(0, len(texts), batch_size):
+        result = embed(texts[start : start + batch_size], **options)
+        vectors += result["embeddings"]
+        ids.append(result["request_id"])
+    return {
+        "embeddings": vectors,
+        "model": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "request_ids": ids,
+    }
+
+
+def rerank(
+    query: str,
+    texts: Sequence[str],
+    *,
+    top_n: int | None = None,
+    return_text: bool = False,
+    truncate: bool | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> list[dict[str, Any]]:
+    """``texts`` ranked by relevance to ``query`` (``POST /rerank``): ``[{"index", "score", "text"?}]``, best first."""
+    body = _http.compact(query=query, texts=list(texts), return_text=return_text or None, truncate=truncate)
+    response = _post("/rerank", body, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    if not isinstance(data, list) or not all(isinstance(r, dict) and "index" in r and "score" in r for r in data):
+        raise _http.malformed(response, PROVIDER, "no [].index/score", data)
+    ranked = sorted(data, key=lambda r: -r["score"])
+    return ranked[:top_n] if top_n is not None else ranked
+
+
+def similarity(a: str | Sequence[float], b: str | Sequence[float], **options: Any) -> float:
+    """Cosine similarity of two texts (embedded together in one request) or two vectors (no request)."""
+    if isinstance(a, str) or isinstance(b, str):
+        texts = [x for x in (a, b) if isinstance(x, str)]
+        vectors = iter(embed(texts, **options)["embeddings"])
+        a = next(vectors) if isinstance(a, str) else a
+        b = next(vectors) if isinstance(b, str) else b
+    return cosine(a, b)
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors of one length; 0.0 when either is all zeros."""
+    if len(a) != len(b):
+        raise ValueError(f"vectors differ in length: {len(a)} and {len(b)}")
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b)) / norm if norm else 0.0
+
+
+def _post(
+    path: str,
+    body: dict[str, Any],
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    request_id: str | None,
+    session: requests.Session | None,
+) -> requests.Response:
+    key = api_key or _http.setting(KEY_ENV)
+    base = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+    return _http.send(
+        "POST",
+        base + path,
+        provider=PROVIDER,
+        json_body=body,
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+        timeout=timeout,
+        session=session,
+        request_id=request_id,
+    )

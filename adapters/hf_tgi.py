@@ -1,0 +1,204 @@
+"""Hugging Face Text Generation Inference: ``/generate``, ``/generate_stream`` and the ``/v1`` chat API.
+
+``base_url`` is the server root, as ``huggingface_hub.InferenceClient(model=url)``
+takes it (``TGI_BASE_URL``, default ``http://localhost:8080``, TGI's port in
+its docs); the adapter adds ``/generate``, ``/generate_stream`` or
+``/v1/chat/completions`` itself. A local server needs no token; one given as
+``api_key=`` or found in ``HF_API_TOKEN`` / ``HF_TOKEN`` (Inference
+Endpoints) is sent as a Bearer token. Chat reuses the OpenAI adapter's wire
+format on TGI's Messages API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from resilient.errors import error_for_status
+
+from . import _http
+from .openai import chat_at, chat_body, stream_chat_at
+
+__all__ = ["generate_text", "stream_generate_text", "chat", "stream_chat"]
+
+PROVIDER = "hf_tgi"
+DEFAULT_BASE_URL = "http://localhost:8080"
+BASE_URL_ENV = ("TGI_BASE_URL",)
+KEY_ENV = ("HF_API_TOKEN", "HF_TOKEN")
+MODEL = "tgi"  # TGI serves one model; its Messages API accepts any name
+
+_FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
+# TGI's error_type, for errors sent inside a stream (no HTTP status of their own).
+_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 500, "incomplete_generation": 500}
+
+
+def generate_text(
+    prompt: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Complete ``prompt`` (``POST /generate``); ``parameters`` are TGI's (``max_new_tokens``, ``stop``, ...).
+
+    ``details`` is asked for unless ``parameters`` say otherwise, for the
+    finish reason and the generated token count. TGI does not report the
+    prompt's tokens: ``usage.input_tokens`` is 0.
+    """
+    response = _post("/generate", prompt, parameters, api_key, base_url, timeout, request_id, session)
+    data = _http.json_of(response, PROVIDER)
+    if isinstance(data, list) and data:
+        data = data[0]  # the compatibility route's shape
+    if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
+        raise _http.malformed(response, PROVIDER, "no generated_text", data)
+    details = data.get("details") or {}
+    return {
+        "text": data["generated_text"],
+        "model": None,
+        "finish_reason": _finish(details),
+        "tool_calls": [],
+        "usage": _usage(details),
+        "request_id": _http.provider_request_id(response),
+        "raw": data,
+    }
+
+
+def stream_generate_text(
+    prompt: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream ``/generate_stream``: a chunk per token, then the final one (its event carries ``details``).
+
+    A stream that ends before the event with ``generated_text`` raises
+    :class:`~resilient.errors.ProviderConnectionError`; an error event raises
+    the taxonomy's error for its ``error_type``.
+    """
+    response = _post("/generate_stream", prompt, parameters, api_key, base_url, timeout, request_id, session, stream=True)
+    for _, data in _http.sse_events(response, PROVIDER):
+        event = _http.parse_json_text(data, response, PROVIDER)
+        if not isinstance(event, dict):
+            raise _http.malformed(response, PROVIDER, "stream event is not an object", data)
+        if "error" in event:
+            raise error_for_status(
+                _ERROR_STATUS.get(event.get("error_type"), 500),
+                f"{event.get('error_type') or 'error'}: {event['error']} (mid-stream)",
+                provider=PROVIDER,
+                request_id=_http.provider_request_id(response),
+                body=event,
+            )
+        token = event.get("token")
+        if not isinstance(token, dict):
+            raise _http.malformed(response, PROVIDER, "stream event without token", event)
+        if token.get("text") and not token.get("special"):
+            yield {"text": token["text"], "done": False}
+        if event.get("generated_text") is not None:
+            details = event.get("details") or {}
+            yield {
+                "text": "",
+                "done": True,
+                "finish_reason": _finish(details),
+                "tool_calls": [],
+                "usage": _usage(details),
+                "request_id": _http.provider_request_id(response),
+            }
+            return
+    raise _http.stream_cut(response, PROVIDER, "the event with generated_text")
+
+
+def chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str = MODEL,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One chat completion on TGI's Messages API (``/v1/chat/completions``)."""
+    body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    return chat_at(_base(base_url) + "/v1", body, _key(api_key), PROVIDER, timeout, request_id, session)
+
+
+def stream_chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str = MODEL,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    system: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stop: str | list[str] | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream a chat completion on TGI's Messages API."""
+    body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
+    yield from stream_chat_at(_base(base_url) + "/v1", body, _key(api_key), PROVIDER, timeout, request_id, session)
+
+
+def _post(
+    path: str,
+    prompt: str,
+    parameters: dict[str, Any] | None,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    request_id: str | None,
+    session: requests.Session | None,
+    *,
+    stream: bool = False,
+) -> requests.Response:
+    key = _key(api_key)
+    return _http.send(
+        "POST",
+        _base(base_url) + path,
+        provider=PROVIDER,
+        json_body={"inputs": prompt, "parameters": {"details": True, **(parameters or {})}},
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+        timeout=timeout,
+        session=session,
+        stream=stream,
+        request_id=request_id,
+    )
+
+
+def _finish(details: dict[str, Any]) -> str | None:
+    reason = details.get("finish_reason")
+    return _FINISH.get(reason, reason) if reason else None
+
+
+def _usage(details: dict[str, Any]) -> dict[str, int]:
+    out = int(details.get("generated_tokens") or 0)
+    return {"input_tokens": 0, "output_tokens": out, "total_tokens": out}
+
+
+def _base(base_url: str | None) -> str:
+    return (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def _key(api_key: str | None) -> str | None:
+    return api_key or _http.setting(KEY_ENV)

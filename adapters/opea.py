@@ -1,0 +1,157 @@
+"""OPEA ChatQnA megaservice (``/v1/chatqna``): the answer, and its stream.
+
+``base_url`` is the gateway's root (``OPEA_BASE_URL``, default
+``http://localhost:8888``, ChatQnA's port in OPEA's examples); the adapter
+adds ``/v1/chatqna``. No key unless the gateway sits behind an
+authenticating proxy: one given as ``api_key=`` or ``OPEA_API_KEY`` is sent
+as a Bearer token.
+
+Without streaming the gateway answers an OpenAI chat completion. Its stream
+carries each token as the Python ``repr`` of its bytes (``data: b'...'``),
+as OPEA's LLM microservice writes it, or, in newer versions, OpenAI chunk
+objects; both are read, and the stream must end with ``data: [DONE]``.
+ChatQnA reports no token usage in its stream: the final chunk's ``usage``
+is zeros.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+
+from . import _http
+from .openai import parse_chat
+
+__all__ = ["chatqna", "stream_chatqna"]
+
+PROVIDER = "opea"
+DEFAULT_BASE_URL = "http://localhost:8888"
+BASE_URL_ENV = ("OPEA_BASE_URL",)
+KEY_ENV = ("OPEA_API_KEY",)
+
+
+def chatqna(
+    messages: str | Sequence[dict[str, Any]],
+    *,
+    model: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float = 120.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Ask ChatQnA (a question string or OpenAI-style messages); the toolkit's result dict."""
+    body = _body(messages, model, max_tokens, temperature, extra, stream=False)
+    response = _post(body, api_key, base_url, timeout, request_id, session, stream=False)
+    return parse_chat(_http.json_of(response, PROVIDER), response, PROVIDER)
+
+
+def stream_chatqna(
+    messages: str | Sequence[dict[str, Any]],
+    *,
+    model: str | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float = 120.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+    **extra: Any,
+) -> Iterator[dict[str, Any]]:
+    """Stream ChatQnA's answer: ``{"text", "done": False}`` chunks, then the final chunk at ``[DONE]``."""
+    body = _body(messages, model, max_tokens, temperature, extra, stream=True)
+    response = _post(body, api_key, base_url, timeout, request_id, session, stream=True)
+    finish_reason = "stop"
+    for _, data in _http.sse_events(response, PROVIDER):
+        data = data.strip()
+        if data == "[DONE]":
+            yield {
+                "text": "",
+                "done": True,
+                "finish_reason": finish_reason,
+                "tool_calls": [],
+                "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+                "request_id": _http.provider_request_id(response),
+            }
+            return
+        text, reason = _token(data, response)
+        finish_reason = reason or finish_reason
+        if text:
+            yield {"text": text, "done": False}
+    raise _http.stream_cut(response, PROVIDER, "data: [DONE]")
+
+
+def _token(data: str, response: requests.Response) -> tuple[str, str | None]:
+    """The text of one stream event: a bytes literal (``b'...'``) or an OpenAI chunk."""
+    if data[:2] in ("b'", 'b"'):
+        try:
+            raw = ast.literal_eval(data)
+        except (ValueError, SyntaxError):
+            raise _http.malformed(response, PROVIDER, "stream token is not a bytes literal", data) from None
+        return raw.decode("utf-8", errors="replace"), None
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise _http.malformed(response, PROVIDER, "stream event is neither bytes nor JSON", data) from None
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list):
+        raise _http.malformed(response, PROVIDER, "stream event without choices", data)
+    text, reason = "", None
+    for choice in choices:
+        text += (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+        reason = choice.get("finish_reason") or reason
+    return text, {"length": "length"}.get(reason or "", "stop" if reason else None)
+
+
+def _body(
+    messages: str | Sequence[dict[str, Any]],
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    extra: dict[str, Any],
+    *,
+    stream: bool,
+) -> dict[str, Any]:
+    return {
+        **_http.compact(
+            messages=messages if isinstance(messages, str) else list(messages),
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        ),
+        "stream": stream,
+        **extra,
+    }
+
+
+def _post(
+    body: dict[str, Any],
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    request_id: str | None,
+    session: requests.Session | None,
+    *,
+    stream: bool,
+) -> requests.Response:
+    key = api_key or _http.setting(KEY_ENV)
+    base = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+    return _http.send(
+        "POST",
+        f"{base}/v1/chatqna",
+        provider=PROVIDER,
+        json_body=body,
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+        timeout=timeout,
+        session=session,
+        stream=stream,
+        request_id=request_id,
+    )
