@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
 
-from resilient.errors import error_for_status
+from resilient.errors import InvalidRequestError, error_for_status
 
-from . import _http
+from . import _http, translate
 from . import client as _client
 
-__all__ = ["Client", "chat", "stream_chat", "parse_message", "DEFAULT_MAX_TOKENS"]
+__all__ = ["Client", "chat", "stream_chat", "chat_openai", "parse_message", "stream_chunks", "DEFAULT_MAX_TOKENS"]
 
 PROVIDER = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -105,6 +105,41 @@ def stream_chat(
     body = request_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
     response = _send({**body, "stream": True}, api_key, base_url, timeout, request_id, session, stream=True)
     yield from _events(response)
+
+
+def chat_openai(
+    request: Mapping[str, Any],
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    default_max_tokens: int | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Claude behind the OpenAI chat format: an OpenAI request in, an OpenAI ``chat.completion`` out.
+
+    The request is translated by :func:`resilient.adapters.translate.openai_request_to_anthropic`
+    (``model`` overrides the request's, ``default_max_tokens`` is the model
+    config's limit, used when the request gives none) and the answer by
+    :func:`~resilient.adapters.translate.anthropic_response_to_openai`.
+    Errors are the taxonomy's, as for :func:`chat`. Streaming requests
+    (``"stream": true``) are refused: this call returns one completion.
+    """
+    body = translate.openai_request_to_anthropic(request, default_max_tokens=default_max_tokens)
+    if body.pop("stream", False):
+        raise InvalidRequestError("stream: chat_openai returns one completion; use stream_chat for a stream")
+    if model:
+        body["model"] = model
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequestError("model: required (in the request or as model=)")
+    response = _send(body, api_key, base_url, timeout, request_id, session, stream=False)
+    data = _http.json_of(response, PROVIDER)
+    try:
+        return translate.anthropic_response_to_openai(data)
+    except ValueError as exc:
+        raise _http.malformed(response, PROVIDER, str(exc), data) from None
 
 
 def request_body(
@@ -196,11 +231,24 @@ def usage(raw: Any) -> dict[str, int]:
 
 def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
     """Turn the SSE event sequence into the toolkit's chunks."""
+    events = (
+        (event, _http.parse_json_text(data, response, PROVIDER)) for event, data in _http.sse_events(response, PROVIDER)
+    )
+    yield from stream_chunks(events, response)
+
+
+def stream_chunks(
+    events: Iterable[tuple[str | None, Any]], response: requests.Response, provider: str = PROVIDER
+) -> Iterator[dict[str, Any]]:
+    """The toolkit's chunks for a sequence of ``(event name, parsed event JSON)``.
+
+    Shared by every transport of the Messages stream: SSE here, AWS
+    event-stream frames on Bedrock. ``provider`` names the errors raised.
+    """
     input_tokens = output_tokens = 0
     finish_reason: str | None = None
     tools: dict[int, dict[str, Any]] = {}
-    for event, data in _http.sse_events(response, PROVIDER):
-        payload = _http.parse_json_text(data, response, PROVIDER)
+    for event, payload in events:
         kind = payload.get("type", event) if isinstance(payload, dict) else event
         if kind == "message_start":
             input_tokens = int(((payload.get("message") or {}).get("usage") or {}).get("input_tokens") or 0)
@@ -224,30 +272,30 @@ def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
                 "text": "",
                 "done": True,
                 "finish_reason": finish_reason,
-                "tool_calls": [_tool_call(t, response) for _, t in sorted(tools.items())],
+                "tool_calls": [_tool_call(t, response, provider) for _, t in sorted(tools.items())],
                 "usage": usage({"input_tokens": input_tokens, "output_tokens": output_tokens}),
                 "request_id": _http.provider_request_id(response),
             }
             return
         elif kind == "error":
             error = payload.get("error") or {}
-            status = _ERROR_STATUS.get(error.get("type"), 500)
+            status = _ERROR_STATUS.get(str(error.get("type")), 500)
             raise error_for_status(
                 status,
                 f"{error.get('type')}: {error.get('message')} (mid-stream)",
-                provider=PROVIDER,
+                provider=provider,
                 request_id=_http.provider_request_id(response),
                 body=payload,
             )
         # ping and unknown future event types are ignored, as the API asks.
-    raise _http.stream_cut(response, PROVIDER, "message_stop")
+    raise _http.stream_cut(response, provider, "message_stop")
 
 
-def _tool_call(tool: dict[str, Any], response: requests.Response) -> dict[str, Any]:
+def _tool_call(tool: dict[str, Any], response: requests.Response, provider: str) -> dict[str, Any]:
     try:
         arguments = json.loads(tool["json"]) if tool["json"] else {}
     except ValueError:
-        raise _http.malformed(response, PROVIDER, "tool input JSON is incomplete", tool["json"]) from None
+        raise _http.malformed(response, provider, "tool input JSON is incomplete", tool["json"]) from None
     return {"id": tool["id"], "name": tool["name"], "arguments": arguments}
 
 
