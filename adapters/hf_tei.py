@@ -11,7 +11,7 @@ routes: ``usage`` is zeros.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
@@ -59,20 +59,25 @@ def batch_embed(
     texts: Sequence[str],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    embed_with: Callable[..., dict[str, Any]] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Embeddings of any number of ``texts``, in requests of at most ``batch_size`` (TEI refuses larger ones).
 
-    ``options`` are :func:`embed`'s. The result is :func:`embed`'s, with the
-    vectors in input order and ``request_ids`` of every request made.
+    ``options`` are :func:`embed`'s. ``embed_with`` embeds one batch (default
+    :func:`embed`): pass a decorated ``embed`` (``backoff(hf_tei.embed)``) so
+    that a retry repeats the batch that failed, not every batch. The result
+    is :func:`embed`'s, with the vectors in input order and the
+    ``request_ids`` of every request made.
     """
+    embed_batch = embed_with or embed
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     texts = list(texts)
     vectors: list[list[float]] = []
     ids: list[str | None] = []
     for start in range(0, len(texts), batch_size):
-        result = embed(texts[start : start + batch_size], **options)
+        result = embed_batch(texts[start : start + batch_size], **options)
         vectors += result["embeddings"]
         ids.append(result["request_id"])
     return {

@@ -31,6 +31,18 @@ def test_batch_embed_splits_into_requests_and_keeps_order(emulator) -> None:
     assert len(emulator.requests) == 4
 
 
+def test_batch_embed_retries_one_batch_with_a_decorated_embed(emulator, fake_clock) -> None:
+    from resilient import backoff
+
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+
+    got = hf_tei.batch_embed(["a", "b", "c"], batch_size=1, embed_with=backoff(hf_tei.embed), base_url=emulator.url)
+
+    assert len(got["embeddings"]) == 3
+    assert [r.status for r in emulator.requests] == [200, 429, 200, 429, 200]
+    assert fake_clock.sleeps == [1.0, 1.0]
+
+
 def test_rerank_best_first_with_top_n_and_text(emulator) -> None:
     ranked = hf_tei.rerank("circuit breaker", ["bananas", "circuit breaker", "retry"], return_text=True, base_url=emulator.url)
     top = hf_tei.rerank("circuit breaker", ["bananas", "circuit breaker", "retry"], top_n=1, base_url=emulator.url)
