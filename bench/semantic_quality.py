@@ -169,6 +169,13 @@ def main() -> int:
         f"near misses served **{b['false_hits']:.1%}**, paraphrases hit **{b['recall']:.1%}** "
         f"(target: <= 10% and >= 80%: **{'met' if b_target else 'NOT met'}**).",
         "",
+        "Honesty note: the guard's rules were written for the near-miss kinds of the issue and then revised while "
+        "looking at its mistakes on set (b) and on QQP, so (b) is a development set and its numbers are optimistic. "
+        "No threshold reaches the QQP target, with or without the guard: many QQP non-paraphrases differ by one "
+        "detail the guard cannot judge, and the guard also vetoes real paraphrases that add or drop a word "
+        "(entity and qualifier rules). The default (0.80) was chosen as the highest-recall threshold on (b) "
+        "with no near miss served.",
+        "",
         "### (a) Quora question pairs",
         "",
         *table(qqp_sims, qqp_pos, qqp_ok),
