@@ -130,7 +130,8 @@ def process_image(
     ``mime_type`` is guessed from the image's first bytes (PNG, JPEG, GIF,
     WebP) when not given.
     """
-    image = {"inlineData": {"mimeType": mime_type or sniff_mime_type(image_bytes), "data": base64.b64encode(image_bytes).decode("ascii")}}
+    data = base64.b64encode(image_bytes).decode("ascii")
+    image = {"inlineData": {"mimeType": mime_type or sniff_mime_type(image_bytes), "data": data}}
     body = request_body([{"role": "user", "content": prompt}], max_tokens, temperature, system, None, None, None, extra)
     body["contents"][0]["parts"].insert(0, image)
     response = _post(model, "generateContent", body, api_key, base_url, timeout, request_id, session)
@@ -248,7 +249,9 @@ def to_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
             function = tool["function"]
             declarations.append(
-                _http.compact(name=function["name"], description=function.get("description"), parameters=function.get("parameters"))
+                _http.compact(
+                    name=function["name"], description=function.get("description"), parameters=function.get("parameters")
+                )
             )
         else:
             native.append(tool)
@@ -287,7 +290,8 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         if part.get("type") == "text":
             parts.append({"text": part.get("text", "")})
         elif part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "") if isinstance(part.get("image_url"), dict) else part.get("image_url", "")
+            image = part.get("image_url")
+            url = image.get("url", "") if isinstance(image, dict) else str(image or "")
             if url.startswith("data:"):
                 head, _, data = url.partition(",")
                 parts.append({"inlineData": {"mimeType": head[5:].split(";")[0] or "image/jpeg", "data": data}})
@@ -376,7 +380,7 @@ def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
         blocked = (data.get("promptFeedback") or {}).get("blockReason")
         if not blocked:
             raise _http.malformed(response, PROVIDER, "no candidates", data)
-        text, calls, finish = "", [], "content_filter"
+        text, calls, finish = "", [], "content_filter"  # type: tuple[str, list[dict[str, Any]], str | None]
     else:
         candidate = candidates[0]
         if not isinstance(candidate, dict):
@@ -398,13 +402,18 @@ def _content(candidate: dict[str, Any], response: requests.Response) -> tuple[st
     parts = (candidate.get("content") or {}).get("parts") or []
     if not isinstance(parts, list):
         raise _http.malformed(response, PROVIDER, "content.parts is not a list", candidate)
-    text = "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought"))
+    text = "".join(
+        p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
+    )
     calls = [
-        {"id": p["functionCall"].get("id") or f"call_{i}", "name": p["functionCall"].get("name"), "arguments": p["functionCall"].get("args") or {}}
-        for i, p in enumerate(parts)
-        if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)
+        {"id": call.get("id") or f"call_{i}", "name": call.get("name"), "arguments": call.get("args") or {}}
+        for i, call in enumerate(_function_calls(parts))
     ]
     return text, calls
+
+
+def _function_calls(parts: list[Any]) -> list[dict[str, Any]]:
+    return [p["functionCall"] for p in parts if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)]
 
 
 def _finish(reason: str | None, calls: list[dict[str, Any]]) -> str | None:
@@ -451,7 +460,9 @@ def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
     raise _http.stream_cut(response, PROVIDER, "an event with a finishReason")
 
 
-def _final(finish: str | None, calls: list[dict[str, Any]], usage: dict[str, int], response: requests.Response) -> dict[str, Any]:
+def _final(
+    finish: str | None, calls: list[dict[str, Any]], usage: dict[str, int], response: requests.Response
+) -> dict[str, Any]:
     return {
         "text": "",
         "done": True,
@@ -464,9 +475,9 @@ def _final(finish: str | None, calls: list[dict[str, Any]], usage: dict[str, int
 
 def _stream_error(chunk: dict[str, Any], response: requests.Response) -> ProviderError:
     error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-    status = error.get("code") if isinstance(error.get("code"), int) else 500
+    code = error.get("code")
     return error_for_status(
-        status,
+        code if isinstance(code, int) else 500,
         f"{error.get('status') or 'error'}: {error.get('message')} (mid-stream)",
         provider=PROVIDER,
         request_id=_http.provider_request_id(response),

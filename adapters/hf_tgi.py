@@ -91,7 +91,7 @@ def stream_generate_text(
             raise _http.malformed(response, PROVIDER, "stream event is not an object", data)
         if "error" in event:
             raise error_for_status(
-                _ERROR_STATUS.get(event.get("error_type"), 500),
+                _ERROR_STATUS.get(str(event.get("error_type")), 500),
                 f"{event.get('error_type') or 'error'}: {event['error']} (mid-stream)",
                 provider=PROVIDER,
                 request_id=_http.provider_request_id(response),

@@ -217,8 +217,15 @@ def _auth(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _options(max_tokens: int | None, temperature: float | None, stop: str | list[str] | None, extra: dict[str, Any]) -> dict[str, Any]:
-    options = {**_http.compact(num_predict=max_tokens, temperature=temperature, stop=[stop] if isinstance(stop, str) else stop), **(extra.pop("options", None) or {})}
+def _options(
+    max_tokens: int | None, temperature: float | None, stop: str | list[str] | None, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Sampling settings go in Ollama's ``options``; the caller's own ``options`` (in ``extra``) win."""
+    stops = [stop] if isinstance(stop, str) else stop
+    options = {
+        **_http.compact(num_predict=max_tokens, temperature=temperature, stop=stops),
+        **(extra.pop("options", None) or {}),
+    }
     return {"options": options} if options else {}
 
 
@@ -312,7 +319,13 @@ def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     for index, call in enumerate(message.get("tool_calls") or []):
         function = (call or {}).get("function") or {}
         arguments = function.get("arguments")
-        calls.append({"id": call.get("id") or f"call_{index}", "name": function.get("name"), "arguments": arguments if isinstance(arguments, dict) else {}})
+        calls.append(
+            {
+                "id": call.get("id") or f"call_{index}",
+                "name": function.get("name"),
+                "arguments": arguments if isinstance(arguments, dict) else {},
+            }
+        )
     return calls
 
 
