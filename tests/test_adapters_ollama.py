@@ -212,3 +212,19 @@ def test_error_line_mid_stream_raises(emulator) -> None:
 def test_connection_refused_is_a_connection_error() -> None:
     with pytest.raises(ProviderConnectionError):
         ollama.chat(USER, model=MODEL, base_url="http://127.0.0.1:9", timeout=2)
+
+
+def test_request_id_is_sent_from_the_argument_or_the_context(emulator) -> None:
+    import requests
+
+    from resilient.request_ids import request_id
+
+    session = requests.Session()
+    sent = []
+    session.hooks["response"].append(lambda response, **_: sent.append(response.request.headers.get("X-Request-ID")))
+
+    with request_id("trace-42"):
+        list(ollama.stream_chat(USER, model=MODEL, base_url=emulator.url, session=session))
+    ollama.embed("x", base_url=emulator.url, session=session, request_id="explicit-7")
+
+    assert sent == ["trace-42", "explicit-7"]
