@@ -15,8 +15,10 @@ import logging as _logging
 
 from . import clock
 from .backoff import Backoff, BackoffPolicy, backoff
+from .batched import Batched, BatchedPolicy, BatchLengthError, batched
 from .circuit import Circuit, CircuitPolicy, circuit
 from .clock import FakeClock
+from .embeddings import EmbeddingModelError, SentenceTransformerEmbedder
 from .errors import (
     AuthenticationError,
     CircuitOpenError,
@@ -39,12 +41,14 @@ from .errors import (
 from .keys import keys_from_env
 from .layer import describe
 from .multiplex import KeyPool, MultiplexPolicy, multiplex
+from .near_miss import NearMissGuard
 from .priorities import Priority, current_priority, priority
 from .queue import QueuePolicy, RequestQueue, queued
 from .ratelimit import BucketState, MemoryBucketState, RateLimiter, RateLimitExceeded, RateLimitPolicy, rate_limited
 from .request_ids import current_request_id, request_id
 from .retry_budget import RetryBudget
 from .secrets import fingerprint
+from .semantic_cache import SemanticCache, SemanticCachePolicy, semantic_cache
 from .throttle import ThrottleGate
 
 __version__ = "0.1.0"
@@ -57,16 +61,21 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BackoffPolicy",
+    "BatchLengthError",
+    "Batched",
+    "BatchedPolicy",
     "BucketState",
     "Circuit",
     "CircuitOpenError",
     "CircuitPolicy",
     "Classification",
+    "EmbeddingModelError",
     "FakeClock",
     "InvalidRequestError",
     "KeyPool",
     "MemoryBucketState",
     "MultiplexPolicy",
+    "NearMissGuard",
     "NoKeyAvailableError",
     "NotFoundError",
     "OverloadedError",
@@ -84,9 +93,13 @@ __all__ = [
     "RequestQueue",
     "ResilientError",
     "RetryBudget",
+    "SemanticCache",
+    "SemanticCachePolicy",
+    "SentenceTransformerEmbedder",
     "ServerError",
     "ThrottleGate",
     "backoff",
+    "batched",
     "circuit",
     "classify",
     "clock",
@@ -101,4 +114,5 @@ __all__ = [
     "queued",
     "rate_limited",
     "request_id",
+    "semantic_cache",
 ]

@@ -225,7 +225,8 @@ def _load_model(requested: str | None, device: str) -> tuple[Any, str]:
             tried.append(f"{description}: not set")
             continue
         try:
-            return SentenceTransformer(ref, device=device), ref
+            # A folder is loaded as is: nothing may be fetched from a hub for it.
+            return SentenceTransformer(ref, device=device, local_files_only=os.path.isdir(ref)), ref
         except Exception as exc:  # noqa: BLE001 - reported below, with every other attempt
             tried.append(f"{description} ({ref}): {type(exc).__name__}: {str(exc)[:200]}")
         if description == "embedder= argument":

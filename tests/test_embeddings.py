@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 
 from resilient.embeddings import EmbeddingModelError, SentenceTransformerEmbedder, default_embedder, normalise_rows
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="module")

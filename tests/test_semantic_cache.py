@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 import time
 
@@ -23,7 +22,6 @@ from resilient.embeddings import default_embedder
 from resilient.layer import describe
 from resilient.semantic_cache import SemanticCache, default_partition, default_text, semantic_cache
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 class WordsEmbedder:
