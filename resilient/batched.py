@@ -130,12 +130,12 @@ class Batched(Layer):
 
         def call_in_batch(item: Any) -> Any:
             with self._lock:
-                batch = self._open
-                leader = batch is None
-                if leader:
-                    batch = self._open = _Batch()
+                open_batch = self._open
+                leader = open_batch is None
+                batch = self._open = _Batch() if open_batch is None else open_batch
                 batch.items.append(item)
                 index = len(batch.items) - 1
+                flush: _Batch | None
                 if len(batch.items) >= policy.max_batch_size:
                     flush, reason = self._take(batch), "size"
                 elif leader:
@@ -150,7 +150,7 @@ class Batched(Layer):
                 batch.done.wait()
             if batch.error is not None:
                 raise batch.error
-            return batch.results[index]  # type: ignore[index]
+            return batch.results[index]  # type: ignore[index]  # set before done
 
         return call_in_batch
 
