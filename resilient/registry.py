@@ -1,0 +1,186 @@
+"""A model registry: providers and models in one TOML or JSON file, invoked in the OpenAI format.
+
+::
+
+    [[providers]]
+    name = "claude"                  # how models refer to it
+    type = "anthropic"               # which adapter speaks to it
+    api_key_env = "ANTHROPIC_API_KEY"
+    api_base = "https://api.anthropic.com"     # optional: the adapter's default otherwise
+
+    [[models]]
+    name = "claude-3-5-sonnet-20241022"
+    provider = "claude"
+    max_tokens = 8192                # used when a request gives none
+    params = { temperature = 0.7 }   # defaults under every request's own values
+
+``Registry.from_file("models.toml").get("claude-3-5-sonnet-20241022").invoke(request)``
+takes an OpenAI chat request and returns an OpenAI ``chat.completion``
+whatever the provider: OpenAI-dialect servers answer in it already (their raw
+answer is returned); Anthropic goes through ``anthropic.chat_openai``; every
+other adapter's result dict is translated by
+``translate.result_to_openai``. This is the file format the gateway reads too.
+
+A bad file is refused at load with a ``ValueError`` naming the entry and the
+field (``models[2].provider: unknown provider 'claud'``), not at the first call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["Registry", "ProviderConfig", "ModelConfig", "PROVIDER_TYPES"]
+
+#: type -> (adapter module, how it is invoked)
+PROVIDER_TYPES: dict[str, tuple[str, str]] = {
+    "openai": ("openai", "openai_raw"),
+    "groq": ("groq", "openai_raw"),
+    "openai_compatible": ("openai_compatible", "openai_raw"),
+    "ovms": ("ovms", "openai_raw"),
+    "anthropic": ("anthropic", "anthropic"),
+    "gemini": ("gemini", "translated"),
+    "ollama": ("ollama", "translated"),
+    "hf_tgi": ("hf_tgi", "translated"),
+}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    api_key_env: str | None = None
+    api_base: str | None = None
+
+    def api_key(self) -> str | None:
+        """The key from ``api_key_env`` (environment, then ``.env``), or ``None`` to let the adapter look."""
+        if not self.api_key_env:
+            return None
+        from .adapters import _http
+
+        return _http.setting([self.api_key_env])
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    provider: ProviderConfig
+    max_tokens: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def invoke(self, request: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        """Run an OpenAI chat request on this model; returns an OpenAI ``chat.completion`` dict.
+
+        The request's ``model`` is replaced by this one's name; ``options``
+        (``timeout``, ``request_id``, ``session``) go to the adapter.
+        """
+        if not isinstance(request.get("messages"), list):
+            raise ValueError("request.messages: a list of OpenAI chat messages is required")
+        merged = {**self.params, **request, "model": self.name}
+        if self.max_tokens is not None:
+            merged.setdefault("max_tokens", self.max_tokens)
+        module_name, style = PROVIDER_TYPES[self.provider.type]
+        module = _adapter(module_name)
+        connection = {"api_key": self.provider.api_key(), "base_url": self.provider.api_base, **options}
+        if style == "anthropic":
+            return module.chat_openai(merged, default_max_tokens=self.max_tokens, **connection)
+        messages = merged.pop("messages")
+        merged.pop("stream", None)
+        model = merged.pop("model")
+        result = module.chat(messages, model=model, **connection, **merged)
+        if style == "openai_raw":
+            return dict(result["raw"])
+        from .adapters import translate
+
+        return translate.result_to_openai(result)
+
+
+def _adapter(name: str) -> ModuleType:
+    return importlib.import_module(f"resilient.adapters.{name}")
+
+
+class Registry:
+    """Providers and models by name; build with :meth:`from_file` or :meth:`from_dict`."""
+
+    def __init__(self, providers: Mapping[str, ProviderConfig], models: Mapping[str, ModelConfig]) -> None:
+        self.providers = dict(providers)
+        self.models = dict(models)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Registry:
+        """Load a ``.toml`` or ``.json`` file (by its suffix)."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Registry:
+        """Validate and build; every error names the entry and the field."""
+        if not isinstance(data, Mapping):
+            raise ValueError("registry: a table with 'providers' and 'models' lists is required")
+        providers: dict[str, ProviderConfig] = {}
+        for i, entry in enumerate(_entries(data, "providers")):
+            where = f"providers[{i}]"
+            name = _text(entry, "name", where)
+            kind = _text(entry, "type", where)
+            if kind not in PROVIDER_TYPES:
+                raise ValueError(f"{where}.type: unknown type {kind!r}; known: {', '.join(PROVIDER_TYPES)}")
+            if name in providers:
+                raise ValueError(f"{where}.name: provider {name!r} is declared twice")
+            providers[name] = ProviderConfig(
+                name, kind, _text(entry, "api_key_env", where, required=False), _text(entry, "api_base", where, required=False)
+            )
+        models: dict[str, ModelConfig] = {}
+        for i, entry in enumerate(_entries(data, "models")):
+            where = f"models[{i}]"
+            name = _text(entry, "name", where)
+            provider = _text(entry, "provider", where)
+            if provider not in providers:
+                raise ValueError(f"{where}.provider: unknown provider {provider!r}; declared: {', '.join(providers) or 'none'}")
+            max_tokens = entry.get("max_tokens")
+            if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+                raise ValueError(f"{where}.max_tokens: an integer >= 1 is required, got {max_tokens!r}")
+            params = entry.get("params", {})
+            if not isinstance(params, Mapping):
+                raise ValueError(f"{where}.params: a table of default request parameters is required, got {params!r}")
+            if name in models:
+                raise ValueError(f"{where}.name: model {name!r} is declared twice")
+            models[name] = ModelConfig(name, providers[provider], max_tokens, dict(params))
+        return cls(providers, models)
+
+    def get(self, name: str) -> ModelConfig:
+        """The model called ``name``; ``KeyError`` listing the known ones otherwise."""
+        try:
+            return self.models[name]
+        except KeyError:
+            raise KeyError(f"unknown model {name!r}; known: {', '.join(self.models) or 'none'}") from None
+
+    def __repr__(self) -> str:
+        return f"Registry(providers={list(self.providers)}, models={list(self.models)})"
+
+
+def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise ValueError(f"{key}: a list of tables is required")
+    return entries
+
+
+def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> Any:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}.{key}: a non-empty string is required, got {value!r}")
+    return value
