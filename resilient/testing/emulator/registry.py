@@ -5,6 +5,7 @@ from __future__ import annotations
 from ... import clock as _clock
 from .protocols import Protocol
 from .protocols.anthropic import Anthropic
+from .protocols.bedrock import Bedrock
 from .protocols.gemini import Gemini
 from .protocols.huggingface import HuggingFace
 from .protocols.ollama import Ollama
@@ -17,4 +18,7 @@ __all__ = ["default_protocols"]
 
 def default_protocols(clock: _clock.Clock) -> list[Protocol]:
     """One instance of every protocol, sharing the emulator's clock."""
-    return [OpenAI(clock), Anthropic(clock), Ollama(clock), HuggingFace(clock), Gemini(clock), OpenVINO(clock), OPEA(clock)]
+    return [
+        OpenAI(clock), Anthropic(clock), Ollama(clock), HuggingFace(clock), Gemini(clock), OpenVINO(clock), OPEA(clock),
+        Bedrock(clock),
+    ]  # fmt: skip
