@@ -25,7 +25,7 @@ from resilient.errors import InvalidRequestError, error_for_status
 from . import _http, translate
 from . import client as _client
 
-__all__ = ["Client", "chat", "stream_chat", "chat_openai", "parse_message", "stream_chunks", "DEFAULT_MAX_TOKENS"]
+__all__ = ["Client", "chat", "stream_chat", "chat_openai", "stream_chat_openai", "parse_message", "stream_chunks", "DEFAULT_MAX_TOKENS"]
 
 PROVIDER = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -125,21 +125,48 @@ def chat_openai(
     config's limit, used when the request gives none) and the answer by
     :func:`~resilient.adapters.translate.anthropic_response_to_openai`.
     Errors are the taxonomy's, as for :func:`chat`. Streaming requests
-    (``"stream": true``) are refused: this call returns one completion.
+    (``"stream": true``) are refused: use :func:`stream_chat_openai`.
     """
-    body = translate.openai_request_to_anthropic(request, default_max_tokens=default_max_tokens)
+    body = _openai_body(request, model, default_max_tokens)
     if body.pop("stream", False):
-        raise InvalidRequestError("stream: chat_openai returns one completion; use stream_chat for a stream")
-    if model:
-        body["model"] = model
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise InvalidRequestError("model: required (in the request or as model=)")
+        raise InvalidRequestError("stream: chat_openai returns one completion; use stream_chat_openai for a stream")
     response = _send(body, api_key, base_url, timeout, request_id, session, stream=False)
     data = _http.json_of(response, PROVIDER)
     try:
         return translate.anthropic_response_to_openai(data)
     except ValueError as exc:
         raise _http.malformed(response, PROVIDER, str(exc), data) from None
+
+
+def stream_chat_openai(
+    request: Mapping[str, Any],
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    default_max_tokens: int | None = None,
+    timeout: float = 60.0,
+    request_id: str | None = None,
+    session: requests.Session | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`chat_openai` streamed: OpenAI ``chat.completion.chunk`` objects, as an OpenAI stream sends them.
+
+    ``stream_options.include_usage`` adds the final usage chunk, as on OpenAI.
+    Errors, mid-stream ones and cut streams included, raise as in :func:`stream_chat`.
+    """
+    body = {**_openai_body(request, model, default_max_tokens), "stream": True}
+    include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+    response = _send(body, api_key, base_url, timeout, request_id, session, stream=True)
+    yield from translate.chunks_to_openai(_events(response), model=body["model"], include_usage=include_usage)
+
+
+def _openai_body(request: Mapping[str, Any], model: str | None, default_max_tokens: int | None) -> dict[str, Any]:
+    body = translate.openai_request_to_anthropic(request, default_max_tokens=default_max_tokens)
+    if model:
+        body["model"] = model
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequestError("model: required (in the request or as model=)")
+    return body
 
 
 def request_body(
@@ -275,6 +302,7 @@ def stream_chunks(
                 "tool_calls": [_tool_call(t, response, provider) for _, t in sorted(tools.items())],
                 "usage": usage({"input_tokens": input_tokens, "output_tokens": output_tokens}),
                 "request_id": _http.provider_request_id(response),
+                "rate_limit": _http.rate_limits(response),
             }
             return
         elif kind == "error":

@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from resilient.errors import InvalidRequestError, ProviderError, error_for_status
@@ -66,6 +66,7 @@ __all__ = [
     "gemini_response_to_openai",
     "gemini_error",
     "result_to_openai",
+    "chunks_to_openai",
 ]
 
 DEFAULT_MAX_TOKENS = 4096
@@ -549,6 +550,48 @@ def result_to_openai(result: Mapping[str, Any], *, created: int | None = None) -
          "total_tokens": int(usage.get("total_tokens") or prompt + completion)},
         created,
     )  # fmt: skip
+
+
+def chunks_to_openai(
+    chunks: Iterable[Mapping[str, Any]],
+    *,
+    model: str,
+    ident: str | None = None,
+    created: int | None = None,
+    include_usage: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """OpenAI ``chat.completion.chunk`` objects for any adapter's stream (``{"text", "done"}`` chunks).
+
+    As OpenAI streams: a first chunk with the assistant role, one per text
+    piece, the tool calls (whole, one delta each) when the stream ends, a
+    chunk with the ``finish_reason``, and with ``include_usage`` (OpenAI's
+    ``stream_options``) a last chunk with no choices and the usage.
+    """
+    ident = ident or f"chatcmpl-{time.time_ns():x}"
+    created = int(time.time()) if created is None else created
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}  # fmt: skip
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in chunks:
+        if not piece.get("done"):
+            if piece.get("text"):
+                yield chunk({"content": piece["text"]})
+            continue
+        for i, call in enumerate(piece.get("tool_calls") or []):
+            yield chunk({"tool_calls": [{"index": i, "id": call.get("id") or f"call_{i}", "type": "function",
+                                         "function": {"name": call.get("name"),
+                                                      "arguments": json.dumps(call.get("arguments") or {})}}]})  # fmt: skip
+        finish = piece.get("finish_reason") or "stop"
+        yield chunk({}, finish if finish in ("stop", "length", "tool_calls", "content_filter") else "stop")
+        if include_usage:
+            usage = piece.get("usage") or {}
+            prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+            yield {**chunk({}), "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                                         "total_tokens": prompt + completion}}  # fmt: skip
+        return
 
 
 # =========================================================================== errors

@@ -13,6 +13,7 @@ from resilient import (
     InvalidRequestError,
     NotFoundError,
     OverloadedError,
+    ProviderConnectionError,
     ProviderError,
     RateLimitError,
     ServerError,
@@ -648,3 +649,52 @@ def test_chat_openai_timeout_is_a_provider_timeout(emulator) -> None:
             {"model": "claude-emulated", "messages": [{"role": "user", "content": "Hi"}]},
             api_key=KEY, base_url=emulator.url, timeout=0.05,
         )  # fmt: skip
+
+
+# ============================================================ anthropic.stream_chat_openai on the emulator
+
+
+def stream_openai(emulator, **request):
+    return list(
+        anthropic.stream_chat_openai(
+            {"model": "claude-emulated", "messages": [{"role": "user", "content": "What is a circuit breaker?"}], **request},
+            api_key=KEY,
+            base_url=emulator.url,
+        )
+    )
+
+
+@pytest.mark.parametrize("tools", [{}, {"tools": [WEATHER], "tool_choice": "required"}])
+def test_stream_chat_openai_adds_up_to_chat_openai_in_the_sdks_own_accumulator(emulator, tools) -> None:
+    streaming = pytest.importorskip("openai.lib.streaming.chat")
+    whole = chat_openai(emulator, **tools)
+    state = streaming.ChatCompletionStreamState()
+
+    for chunk in stream_openai(emulator, **tools):
+        state.handle_chunk(pytest.importorskip("openai").types.chat.ChatCompletionChunk.model_validate(chunk))
+    final = state.get_final_completion().choices[0]
+
+    expected = whole["choices"][0]
+    assert final.finish_reason == expected["finish_reason"]
+    assert final.message.content == expected["message"]["content"]
+    assert [(c.function.name, c.function.arguments) for c in final.message.tool_calls or []] == [
+        (c["function"]["name"], c["function"]["arguments"]) for c in expected["message"].get("tool_calls", [])
+    ]
+
+
+def test_stream_chat_openai_sends_usage_last_when_asked(emulator) -> None:
+    whole = chat_openai(emulator)
+
+    chunks = stream_openai(emulator, stream_options={"include_usage": True})
+
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == whole["usage"]
+    assert len({c["id"] for c in chunks}) == 1
+
+
+def test_stream_chat_openai_cut_stream_raises(emulator) -> None:
+    emulator.add_fault("truncate_stream", after=3)
+
+    with pytest.raises(ProviderConnectionError):
+        stream_openai(emulator)
