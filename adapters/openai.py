@@ -279,6 +279,7 @@ def stream_chat_at(
                 "tool_calls": tool_calls,
                 "usage": usage or _usage(None),
                 "request_id": _http.provider_request_id(response),
+                "rate_limit": _http.rate_limits(response),
             }
             return
         chunk = _http.parse_json_text(data, response, provider)
@@ -340,6 +341,7 @@ def embed_at(
         "model": data.get("model"),
         "usage": _usage(data.get("usage")),
         "request_id": _http.provider_request_id(response),
+        "rate_limit": _http.rate_limits(response),
     }
 
 

@@ -23,3 +23,27 @@ def test_retry_requests_survives_503_and_429() -> None:
     assert backoff_layer["stats"]["attempts"] == 3
     assert backoff_layer["stats"]["slept"] >= 0.05  # the 429's Retry-After was honoured
     assert circuit_layer["stats"]["state"] == "closed"
+
+
+def test_openai_example_spreads_calls_over_two_keys(emulator, fake_clock) -> None:
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+
+    result = load("openai_chat").main(emulator.url + "/v1", api_keys=["example-key-0001", "example-key-0002"])
+
+    assert result["answers"][0] == "Emulated answer to: What is a circuit breaker?"
+    assert result["streamed"] == "Emulated answer to: Say hello"
+    assert result["dimensions"] == 1536
+    stats = result["stats"]
+    assert stats["endpoints_count"] == 2 and stats["failed_requests"] == 0
+    assert [usage["total_requests"] for usage in stats["keys"].values()] == [3, 2]
+    assert 429 not in [r.status for r in emulator.requests]  # paced on the rate-limit headers
+
+
+def test_anthropic_example_streams_calls_tools_and_speaks_openai(emulator, fake_clock) -> None:
+    result = load("anthropic_chat").main(emulator.url, api_key="example-key-0001")
+
+    assert result["streamed"] == "Emulated answer to: What is a circuit breaker?"
+    assert result["usage"]["output_tokens"] > 0
+    assert [call["name"] for call in result["tool_calls"]] == ["get_weather"]
+    assert result["openai_format"]["object"] == "chat.completion"
+    assert [layer["layer"] for layer in result["layers"]] == ["circuit", "backoff"]
