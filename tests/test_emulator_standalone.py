@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 
-def test_serves_the_fault_script_until_interrupted(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serves_the_fault_script_until_interrupted(tmp_path, stop_signal):
     script = tmp_path / "faults.toml"
     script.write_text('[[fault]]\nkind = "outage"\nprovider = "anthropic"\nstatus = 529\n')
     code = f"from resilient.testing.emulator import run_standalone; run_standalone('127.0.0.1', 0, {str(script)!r})"
@@ -20,6 +22,6 @@ def test_serves_the_fault_script_until_interrupted(tmp_path):
         assert httpx.get(url + "/api/tags").status_code == 200
         assert httpx.post(url + "/v1/messages", json={}).status_code == 529
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=10) == 0
         process.stdout.close()
