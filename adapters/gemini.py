@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,8 +31,9 @@ import requests
 from resilient.errors import ProviderError, RateLimitError, error_for_status
 
 from . import _http
+from . import client as _client
 
-__all__ = ["chat", "stream_chat", "embed", "process_image", "to_contents", "to_tools", "to_tool_config"]
+__all__ = ["Client", "chat", "stream_chat", "embed", "process_image", "to_contents", "to_tools", "to_tool_config"]
 
 PROVIDER = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -483,3 +485,10 @@ def _stream_error(chunk: dict[str, Any], response: requests.Response) -> Provide
         request_id=_http.provider_request_id(response),
         body=chunk,
     )
+
+
+class Client(_client.Client):
+    """This provider's functions behind the recommended stack (see :mod:`resilient.adapters.client`)."""
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -16,16 +16,18 @@ know, by name (``whisper``/``tts`` → audio, ``vision``/``llama-4`` → vision)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
 
 from . import _http
+from . import client as _client
 from .openai import chat_at, chat_body, stream_chat_at
 from .openai_compatible import model_ids_at
 
-__all__ = ["chat", "stream_chat", "list_models", "is_compatible_model", "MODELS", "CATEGORIES"]
+__all__ = ["Client", "chat", "stream_chat", "list_models", "is_compatible_model", "MODELS", "CATEGORIES"]
 
 PROVIDER = "groq"
 DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
@@ -148,3 +150,10 @@ def _check(category: str | None) -> None:
 
 def _base(base_url: str | None) -> str:
     return (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+
+
+class Client(_client.Client):
+    """This provider's functions behind the recommended stack (see :mod:`resilient.adapters.client`)."""
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -97,3 +97,13 @@ def test_client_policy_is_tunable(emulator, fake_clock: FakeClock) -> None:
     assert caught.value.status == 500
     assert len(emulator.requests) == 2
     assert not isinstance(caught.value, RateLimitError)
+
+
+def test_groq_and_gemini_offer_the_same_client(emulator) -> None:
+    from resilient.adapters import gemini, groq
+
+    for client, model in ((groq.Client(api_key=KEYS, base_url=emulator.url + "/v1"), "llama-3.1-8b-instant"),
+                          (gemini.Client(api_key=KEYS, base_url=emulator.url), "gemini-2.0-flash")):  # fmt: skip
+        assert client.chat(USER, model=model)["finish_reason"] == "stop"
+        assert client.get_stats()["successful_requests"] == 1
+        assert [layer["layer"] for layer in client.describe()] == ["queue", "circuit", "backoff", "multiplex"]
