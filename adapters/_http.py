@@ -43,6 +43,8 @@ __all__ = [
     "ndjson",
     "provider_request_id",
     "compact",
+    "bearer",
+    "usage",
     "rate_limits",
 ]
 
@@ -87,6 +89,17 @@ def credential(api_key: str | None, env: Iterable[str], provider: str) -> str:
 def compact(**fields: Any) -> dict[str, Any]:
     """``fields`` without the ones left at ``None`` (optional request parameters)."""
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def bearer(key: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for ``key``, or none when there is no key (local servers)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def usage(input_tokens: int = 0, output_tokens: int = 0, total_tokens: int | None = None) -> dict[str, int]:
+    """The toolkit's usage dict; ``total_tokens`` defaults to the sum when the provider gives none."""
+    total = total_tokens if total_tokens else input_tokens + output_tokens
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": total}
 
 
 def send(

@@ -253,7 +253,7 @@ def parse_message(data: Any, response: requests.Response) -> dict[str, Any]:
 def usage(raw: Any) -> dict[str, int]:
     raw = raw if isinstance(raw, dict) else {}
     inp, out = int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0)
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+    return _http.usage(inp, out)
 
 
 def _events(response: requests.Response) -> Iterator[dict[str, Any]]:

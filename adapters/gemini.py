@@ -172,7 +172,7 @@ def embed(
     return {
         "embeddings": [e["values"] for e in found],
         "model": name,
-        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "usage": _http.usage(),
         "request_id": _http.provider_request_id(response),
     }
 
@@ -430,7 +430,7 @@ def _usage(raw: Any) -> dict[str, int]:
     raw = raw if isinstance(raw, dict) else {}
     inp = int(raw.get("promptTokenCount") or 0)
     out = int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0)
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": int(raw.get("totalTokenCount") or inp + out)}
+    return _http.usage(inp, out, int(raw.get("totalTokenCount") or 0))
 
 
 def _events(response: requests.Response) -> Iterator[dict[str, Any]]:

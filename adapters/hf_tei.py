@@ -50,7 +50,7 @@ def embed(
     return {
         "embeddings": data,
         "model": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "usage": _http.usage(),
         "request_id": _http.provider_request_id(response),
     }
 
@@ -83,7 +83,7 @@ def batch_embed(
     return {
         "embeddings": vectors,
         "model": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "usage": _http.usage(),
         "request_ids": ids,
     }
 
@@ -145,7 +145,7 @@ def _post(
         base + path,
         provider=PROVIDER,
         json_body=body,
-        headers={"Authorization": f"Bearer {key}"} if key else {},
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         request_id=request_id,

@@ -178,7 +178,7 @@ def _post(
         _base(base_url) + path,
         provider=PROVIDER,
         json_body={"inputs": prompt, "parameters": {"details": True, **(parameters or {})}},
-        headers={"Authorization": f"Bearer {key}"} if key else {},
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         stream=stream,
@@ -193,7 +193,7 @@ def _finish(details: dict[str, Any]) -> str | None:
 
 def _usage(details: dict[str, Any]) -> dict[str, int]:
     out = int(details.get("generated_tokens") or 0)
-    return {"input_tokens": 0, "output_tokens": out, "total_tokens": out}
+    return _http.usage(0, out)
 
 
 def _base(base_url: str | None) -> str:

@@ -171,7 +171,7 @@ def embed(
     return {
         "embeddings": vectors,
         "model": data.get("model"),
-        "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
+        "usage": _http.usage(tokens),
         "request_id": _http.provider_request_id(response),
     }
 
@@ -213,8 +213,7 @@ def base(base_url: str | None) -> str:
 
 
 def _auth(api_key: str | None) -> dict[str, str]:
-    key = api_key or _http.setting(KEY_ENV)
-    return {"Authorization": f"Bearer {key}"} if key else {}
+    return _http.bearer(api_key or _http.setting(KEY_ENV))
 
 
 def _options(
@@ -336,4 +335,4 @@ def _finish(data: dict[str, Any]) -> str | None:
 
 def _usage(data: dict[str, Any]) -> dict[str, int]:
     inp, out = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+    return _http.usage(inp, out)

@@ -78,7 +78,7 @@ def stream_chatqna(
                 "done": True,
                 "finish_reason": finish_reason,
                 "tool_calls": [],
-                "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+                "usage": _http.usage(),
                 "request_id": _http.provider_request_id(response),
             }
             return
@@ -149,7 +149,7 @@ def _post(
         f"{base}/v1/chatqna",
         provider=PROVIDER,
         json_body=body,
-        headers={"Authorization": f"Bearer {key}"} if key else {},
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         stream=stream,

@@ -126,7 +126,7 @@ def text_to_image(
         f"{_base(base_url)}/images/generations",
         provider=PROVIDER,
         json_body=body,
-        headers=_auth(_http.credential(api_key, KEY_ENV, PROVIDER)),
+        headers=_http.bearer(_http.credential(api_key, KEY_ENV, PROVIDER)),
         timeout=timeout,
         session=session,
         request_id=request_id,
@@ -173,10 +173,6 @@ def chat_body(
     }
 
 
-def _auth(key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 def chat_at(
     base: str,
     body: dict[str, Any],
@@ -192,7 +188,7 @@ def chat_at(
         f"{base}/chat/completions",
         provider=provider,
         json_body={**body, "stream": False},
-        headers=_auth(key),
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         request_id=request_id,
@@ -239,7 +235,7 @@ def _arguments(raw: Any, response: requests.Response, provider: str) -> Any:
 def _usage(usage: Any) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
     inp, out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    return {"input_tokens": inp, "output_tokens": out, "total_tokens": int(usage.get("total_tokens") or inp + out)}
+    return _http.usage(inp, out, int(usage.get("total_tokens") or 0))
 
 
 def stream_chat_at(
@@ -257,7 +253,7 @@ def stream_chat_at(
         f"{base}/chat/completions",
         provider=provider,
         json_body={**body, "stream": True, "stream_options": {"include_usage": True}},
-        headers=_auth(key),
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         stream=True,
@@ -326,7 +322,7 @@ def embed_at(
         f"{base}/embeddings",
         provider=provider,
         json_body=body,
-        headers=_auth(key),
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         request_id=request_id,

@@ -119,7 +119,7 @@ def model_ids_at(
         "GET",
         f"{base}/models",
         provider=provider,
-        headers={"Authorization": f"Bearer {key}"} if key else {},
+        headers=_http.bearer(key),
         timeout=timeout,
         session=session,
         request_id=request_id,

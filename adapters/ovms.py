@@ -111,7 +111,7 @@ def infer(
         f"{_model_url(base_url, model, version)}/infer",
         provider=PROVIDER,
         json_body=body,
-        headers=_auth(_key(api_key)),
+        headers=_http.bearer(_key(api_key)),
         timeout=timeout,
         session=session,
         request_id=request_id,
@@ -145,7 +145,7 @@ def model_ready(
             "GET",
             f"{_model_url(base_url, model, version)}/ready",
             provider=PROVIDER,
-            headers=_auth(_key(api_key)),
+            headers=_http.bearer(_key(api_key)),
             timeout=timeout,
             session=session,
         ).close()
@@ -165,7 +165,3 @@ def _base(base_url: str | None) -> str:
 
 def _key(api_key: str | None) -> str | None:
     return api_key or _http.setting(KEY_ENV)
-
-
-def _auth(key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"} if key else {}
