@@ -19,9 +19,6 @@ from .errors import CircuitOpenError, ProviderError
 from .layer import describe
 from .testing.emulator import Emulator
 
-MESSAGES = [{"role": "user", "content": "Why do LLM clients need retries?"}]
-
-
 def run(out: TextIO) -> int:
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)

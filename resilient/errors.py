@@ -310,7 +310,7 @@ def classify(exc: BaseException) -> Classification:
         return _decide(_kind_for_status(status), status, retry_after, headers)
 
     kind = _transport_kind(exc)
-    return Classification(kind, kind in _RETRYABLE_KINDS, None, None)
+    return Classification(kind, _retryable(kind, None), None, None)
 
 
 def _classify_own(exc: ResilientError) -> Classification:
@@ -318,10 +318,15 @@ def _classify_own(exc: ResilientError) -> Classification:
         kind = _kind_for_status(exc.status)
     else:
         kind = exc.default_kind
-    retryable = kind in _RETRYABLE_KINDS or exc.status in (408, 409)
+    retryable = _retryable(kind, exc.status)
     if isinstance(exc, NoKeyAvailableError):
         retryable = False
     return Classification(kind, retryable, exc.retry_after, exc.status)
+
+
+def _retryable(kind: Kind, status: int | None) -> bool:
+    """Transient kinds, plus 408 and 409 (request timeout, lock conflict) which the SDKs retry too."""
+    return kind in _RETRYABLE_KINDS or status in (408, 409)
 
 
 def _kind_for_status(status: int) -> Kind:
@@ -332,7 +337,7 @@ def _kind_for_status(status: int) -> Kind:
 
 
 def _decide(kind: Kind, status: int | None, retry_after: float | None, headers: Any) -> Classification:
-    retryable = kind in _RETRYABLE_KINDS or status in (408, 409)
+    retryable = _retryable(kind, status)
     should = _header(headers, "x-should-retry") if headers is not None else None
     if isinstance(should, str):
         if should.strip().lower() == "true":
