@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
@@ -49,6 +50,7 @@ from resilient.errors import (
 )
 
 from . import _http, anthropic
+from . import client as _client
 
 try:
     import botocore.session  # type: ignore[import-untyped]
@@ -59,13 +61,14 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("resilient.adapters.bedrock needs botocore: pip install 'resilient[aws]'") from exc
 
-__all__ = ["chat", "stream_chat", "invoke_body", "signed_headers", "error_for_type"]
+__all__ = ["Client", "chat", "stream_chat", "invoke_body", "signed_headers", "error_for_type"]
 
 PROVIDER = "bedrock"
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 SERVICE = "bedrock"  # the signing name of bedrock-runtime
 DEFAULT_REGION = "us-east-1"
 KEY_ENV = ("AWS_BEARER_TOKEN_BEDROCK",)
+KEY_OPTIONAL = True  # without a Bedrock API key, requests are signed with AWS credentials
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL")
 
 ERRORS: dict[str, type[ProviderError]] = {
@@ -344,3 +347,25 @@ def _event(headers: dict[str, Any], payload: bytes, response: requests.Response)
             request_id=_http.provider_request_id(response),
         )
     return None
+
+
+class Client(_client.Client):
+    """Claude on Bedrock behind the recommended stack (see :mod:`resilient.adapters.client`).
+
+    ``api_key`` is one or more Bedrock API keys (else ``AWS_BEARER_TOKEN_BEDROCK``
+    and its numbered variants); with none, the pool is keyless and every call
+    is signed with the AWS credential chain. ``region`` and ``endpoint_url``
+    apply to every call (Bedrock's counterpart of other clients' ``base_url``).
+    """
+
+    def __init__(
+        self,
+        api_key: str | Sequence[str] | None = None,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        **policy: Any,
+    ) -> None:
+        defaults = _http.compact(region=region, endpoint_url=endpoint_url)
+        super().__init__(sys.modules[__name__], api_key=api_key, defaults=defaults, **policy)
+        self.base_url = endpoint_url

@@ -8,6 +8,14 @@ to 16 s, a breaker opening after 5 consecutive provider faults for 30 s.
 One queue, one breaker, one retry policy and one key pool serve all of the
 client's methods, so a 529 storm seen by ``chat`` also protects ``embed``.
 
+Local servers (Ollama, TGI, TEI, OVMS, OPEA, any OpenAI-compatible server)
+and Bedrock (signed with AWS credentials rather than a key) declare
+``KEY_OPTIONAL``: when no key is given or found in the environment, their
+client's pool is *keyless* — one endpoint, ``"no-key"``, that sends none but
+is counted and paced exactly like a key, so ``stats()`` has the same shape
+for every provider. A provider that needs a key fails at construction,
+naming the variables it looked for.
+
 Pacing: adapters return the provider's rate-limit headers in
 ``result["rate_limit"]``; when a key has nothing left, the key pool cools it
 until one request is back, so the next call waits (through ``@backoff``,
@@ -25,6 +33,7 @@ from typing import Any
 from resilient import clock as _clock
 from resilient.backoff import Backoff, BackoffPolicy
 from resilient.circuit import Circuit
+from resilient.errors import NoKeyAvailableError
 from resilient.layer import describe
 from resilient.multiplex import KeyPool
 from resilient.queue import RequestQueue
@@ -32,7 +41,12 @@ from resilient.secrets import fingerprint
 
 __all__ = ["Client"]
 
-_METHODS = ("chat", "stream_chat", "embed", "text_to_image")
+#: Every adapter function that calls the provider; metadata helpers (``list_models``) stay unwrapped.
+_METHODS = (
+    "chat", "stream_chat", "embed", "text_to_image",  # the chat providers
+    "generate", "stream_generate", "generate_text", "stream_generate_text",  # Ollama, TGI
+    "chatqna", "stream_chatqna", "infer", "process_image", "batch_embed", "rerank",  # OPEA, OVMS, Gemini, TEI
+)  # fmt: skip
 _TOTALS = ("total_requests", "successful_requests", "failed_requests", "total_tokens", "input_tokens", "output_tokens")
 
 
@@ -61,13 +75,12 @@ class Client:
         reset_timeout: float = 30.0,
         strategy: Any = "round-robin",
         clock: _clock.Clock | None = None,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         self.provider: str = module.PROVIDER
         self.base_url = base_url
-        keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
-        self.keys = KeyPool(
-            keys or None, env=None if keys else module.KEY_ENV[0], strategy=strategy, name=self.provider, clock=clock
-        )
+        self.defaults = {**({"base_url": base_url} if base_url else {}), **(defaults or {})}
+        self.keys = _pool(module, api_key, strategy, clock)
         self.retry = Backoff(
             BackoffPolicy(max_retries=max_retries, initial_delay=initial_delay, factor=factor, max_delay=max_delay),
             clock=clock,
@@ -77,13 +90,13 @@ class Client:
         self.policy = types.SimpleNamespace(
             queue=self.queue.policy, circuit=self.circuit.policy, backoff=self.retry.policy, keys=self.keys.policy
         )
-        for name in _METHODS:
-            function = getattr(module, name, None)
-            if function is not None:
-                setattr(self, name, self._stack(function))
+        #: The adapter functions this client offers, each behind the stack.
+        self.methods = tuple(name for name in _METHODS if hasattr(module, name))
+        for name in self.methods:
+            setattr(self, name, self._stack(getattr(module, name)))
 
     def _stack(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        call = functools.partial(function, base_url=self.base_url) if self.base_url else function
+        call = functools.partial(function, **self.defaults) if self.defaults else function
         wrapped = self.queue(self.circuit(self.retry.wrap(self.keys(call))))
         for attr in ("__module__", "__name__", "__qualname__", "__doc__"):  # a partial has none of its own
             setattr(wrapped, attr, getattr(function, attr))
@@ -91,7 +104,7 @@ class Client:
 
     def describe(self) -> list[dict[str, Any]]:
         """Every layer of the stack, outermost first (as :func:`resilient.describe`)."""
-        return describe(getattr(self, "chat", None) or getattr(self, "embed"))
+        return describe(getattr(self, self.methods[0]))  # every method has the same layers
 
     def stats(self) -> dict[str, Any]:
         """Usage aggregated over keys, and per key (masked): the seeds' statistics shape."""
@@ -123,5 +136,27 @@ class Client:
         raise KeyError(f"no key {key_fingerprint!r} in this client; keys: {', '.join(stats['keys'])}")
 
     def __repr__(self) -> str:
-        keys = ", ".join(fingerprint(k._secret) for k in self.keys.keys)
-        return f"{self.provider}.Client(keys=[{keys}], base_url={self.base_url!r})"
+        keys = "none (keyless)" if self.keys.keyless else "[" + ", ".join(fingerprint(k._secret) for k in self.keys.keys) + "]"
+        return f"{self.provider}.Client(keys={keys}, base_url={self.base_url!r})"
+
+
+def _pool(module: types.ModuleType, api_key: str | Sequence[str] | None, strategy: Any, clock: Any) -> KeyPool:
+    """The given keys, else the environment's, else (for a provider that can go without) a keyless pool.
+
+    The environment is searched variable by variable (``GOOGLE_API_KEY``, then
+    ``GEMINI_API_KEY``), each with its numbered variants; the first that has
+    keys is used.
+    """
+    keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+    name = module.PROVIDER
+    if keys:
+        return KeyPool(keys, strategy=strategy, name=name, clock=clock)
+    for var in module.KEY_ENV:
+        try:
+            return KeyPool(env=var, strategy=strategy, name=name, clock=clock)
+        except NoKeyAvailableError:
+            continue
+    if getattr(module, "KEY_OPTIONAL", False):
+        return KeyPool(keyless=True, strategy=strategy, name=name, clock=clock)
+    looked = ", ".join(f"{var}, {var}_1, ..." for var in module.KEY_ENV)
+    raise NoKeyAvailableError(f"no API key for {name}: pass api_key= or set one of {looked} (environment or .env)")

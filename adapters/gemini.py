@@ -13,6 +13,8 @@ become role ``model``; consecutive turns of one role are merged; image parts
 ``fileData``; assistant ``tool_calls`` become ``functionCall`` parts and
 ``tool`` messages ``functionResponse`` parts in a user turn. OpenAI-style
 ``tools``/``tool_choice`` become ``functionDeclarations``/``toolConfig``.
+These rules are :mod:`resilient.adapters.translate`'s, shared with the
+registry and the gateway.
 
 A 429's retry hint is read from the ``Retry-After`` header, else from the
 ``RetryInfo`` detail (``retryDelay``) where Google puts it.
@@ -21,7 +23,6 @@ A 429's retry hint is read from the ``Retry-After`` header, else from the
 from __future__ import annotations
 
 import base64
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,10 +31,10 @@ import requests
 
 from resilient.errors import ProviderError, RateLimitError, error_for_status
 
-from . import _http
+from . import _http, translate
 from . import client as _client
 
-__all__ = ["Client", "chat", "stream_chat", "embed", "process_image", "to_contents", "to_tools", "to_tool_config"]
+__all__ = ["Client", "chat", "stream_chat", "embed", "process_image", "request_body", "sniff_mime_type"]
 
 PROVIDER = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -55,7 +56,6 @@ FINISH = {
     "MALFORMED_FUNCTION_CALL": "stop",
     "OTHER": "stop",
 }
-_TOOL_CHOICE = {"auto": "AUTO", "none": "NONE", "required": "ANY", "any": "ANY"}
 
 
 def chat(
@@ -190,85 +190,31 @@ def request_body(
     stop: str | list[str] | None,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """The ``generateContent`` body for OpenAI-style arguments; ``extra`` is merged in as Gemini fields."""
-    contents, systems = to_contents(messages)
+    """The ``generateContent`` body for OpenAI-style arguments; ``extra`` is merged in as Gemini fields.
+
+    The translation is :func:`resilient.adapters.translate.openai_request_to_gemini`'s
+    (one set of rules for the adapter and the registry): roles ``user``/``model``,
+    ``systemInstruction``, tools as ``functionDeclarations`` with their JSON
+    Schema in ``parametersJsonSchema``. Tools that are not OpenAI functions are
+    taken to be Gemini tools already (``{"googleSearch": {}}``, ...) and sent as
+    they are; ``system`` comes before the messages' own system turns.
+    """
+    functions = [t for t in tools or [] if t.get("type") == "function"]
+    native = [t for t in tools or [] if t.get("type") != "function"]
+    request = _http.compact(
+        messages=list(messages), max_tokens=max_tokens, temperature=temperature, stop=stop,
+        tools=functions or None, tool_choice=tool_choice,
+    )  # fmt: skip
+    body = translate.openai_request_to_gemini(request)
     if system:
-        systems.insert(0, system)
-    config = _http.compact(
-        maxOutputTokens=max_tokens, temperature=temperature, stopSequences=[stop] if isinstance(stop, str) else stop
-    )
+        body["systemInstruction"] = {"parts": [{"text": system}, *body.get("systemInstruction", {}).get("parts", [])]}
+    if native:
+        body["tools"] = [*body.get("tools", []), *native]
     extra = dict(extra)
-    config.update(extra.pop("generationConfig", None) or {})
-    body: dict[str, Any] = {"contents": contents}
-    if systems:
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(systems)}]}
+    config = {**body.get("generationConfig", {}), **(extra.pop("generationConfig", None) or {})}
     if config:
         body["generationConfig"] = config
-    if tools:
-        body["tools"] = to_tools(tools)
-    if tool_choice is not None:
-        body["toolConfig"] = to_tool_config(tool_choice)
     return {**body, **extra}
-
-
-def to_contents(messages: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """OpenAI messages → (Gemini ``contents``, system texts); consecutive turns of one role are merged."""
-    names = {
-        call.get("id"): (call.get("function") or {}).get("name")
-        for m in messages
-        for call in m.get("tool_calls") or []
-    }
-    contents: list[dict[str, Any]] = []
-    systems: list[str] = []
-    for message in messages:
-        role = message.get("role")
-        if role in ("system", "developer"):
-            systems.append(_text_of(message.get("content")))
-            continue
-        if role == "tool":
-            name = message.get("name") or names.get(message.get("tool_call_id")) or "tool"
-            parts = [{"functionResponse": {"name": name, "response": _tool_result(message.get("content"))}}]
-            role = "user"
-        else:
-            parts = _parts(message.get("content"))
-            for call in message.get("tool_calls") or []:
-                function = call.get("function") or {}
-                arguments = function.get("arguments")
-                args = json.loads(arguments) if isinstance(arguments, str) and arguments else (arguments or {})
-                parts.append({"functionCall": {"name": function.get("name"), "args": args}})
-            role = "model" if role == "assistant" else "user"
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-    return contents, systems
-
-
-def to_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI function tools → one Gemini ``functionDeclarations`` group; Gemini-shaped tools pass through."""
-    declarations, native = [], []
-    for tool in tools:
-        if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-            function = tool["function"]
-            declarations.append(
-                _http.compact(
-                    name=function["name"], description=function.get("description"), parameters=function.get("parameters")
-                )
-            )
-        else:
-            native.append(tool)
-    return ([{"functionDeclarations": declarations}] if declarations else []) + native
-
-
-def to_tool_config(tool_choice: Any) -> dict[str, Any]:
-    """OpenAI ``tool_choice`` → Gemini ``toolConfig`` (``required`` → ``ANY``, a named function → allowed names)."""
-    if isinstance(tool_choice, dict):
-        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
-        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
-    mode = _TOOL_CHOICE.get(str(tool_choice).lower())
-    if mode is None:
-        raise ValueError(f"tool_choice must be auto, none, required or a function, got {tool_choice!r}")
-    return {"functionCallingConfig": {"mode": mode}}
 
 
 def sniff_mime_type(data: bytes) -> str:
@@ -280,43 +226,6 @@ def sniff_mime_type(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return "image/jpeg"
-
-
-def _parts(content: Any) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}]
-    parts = []
-    for part in content:
-        if part.get("type") == "text":
-            parts.append({"text": part.get("text", "")})
-        elif part.get("type") == "image_url":
-            image = part.get("image_url")
-            url = image.get("url", "") if isinstance(image, dict) else str(image or "")
-            if url.startswith("data:"):
-                head, _, data = url.partition(",")
-                parts.append({"inlineData": {"mimeType": head[5:].split(";")[0] or "image/jpeg", "data": data}})
-            else:
-                parts.append({"fileData": {"fileUri": url, "mimeType": "image/jpeg"}})
-        else:
-            parts.append({k: v for k, v in part.items() if k != "type"})  # already a Gemini part
-    return parts
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict) and p.get("type") == "text")
-
-
-def _tool_result(content: Any) -> dict[str, Any]:
-    text = _text_of(content)
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = text
-    return value if isinstance(value, dict) else {"result": value}
 
 
 # --------------------------------------------------------------------------- transport and parsing
@@ -355,22 +264,8 @@ def _post(
         )
     except RateLimitError as exc:
         if exc.retry_after is None:
-            exc.retry_after = _retry_delay(exc.body)
+            exc.retry_after = translate.gemini_retry_delay(exc.body)
         raise
-
-
-def _retry_delay(body: Any) -> float | None:
-    """``retryDelay`` (``"1.5s"``) of a ``google.rpc.RetryInfo`` detail."""
-    if isinstance(body, list) and body:
-        body = body[0]
-    details = ((body or {}).get("error") or {}).get("details") if isinstance(body, dict) else None
-    for detail in details or []:
-        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
-            try:
-                return float(str(detail.get("retryDelay", "")).removesuffix("s"))
-            except ValueError:
-                return None
-    return None
 
 
 def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:

@@ -10,6 +10,7 @@ routes: ``usage`` is zeros.
 
 from __future__ import annotations
 
+import sys
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,13 +18,15 @@ from typing import Any
 import requests
 
 from . import _http
+from . import client as _client
 
-__all__ = ["embed", "batch_embed", "rerank", "similarity", "cosine"]
+__all__ = ["Client", "embed", "batch_embed", "rerank", "similarity", "cosine"]
 
 PROVIDER = "hf_tei"
 DEFAULT_BASE_URL = "http://localhost:8080"
 BASE_URL_ENV = ("TEI_BASE_URL",)
 KEY_ENV = ("HF_API_TOKEN", "HF_TOKEN")
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 DEFAULT_BATCH_SIZE = 32  # TEI's default --max-client-batch-size
 
 
@@ -150,3 +153,13 @@ def _post(
         session=session,
         request_id=request_id,
     )
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for a Text Embeddings Inference server.
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``HF_API_TOKEN`` / ``HF_TOKEN``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -11,6 +11,7 @@ format on TGI's Messages API.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,14 +20,16 @@ import requests
 from resilient.errors import error_for_status
 
 from . import _http
+from . import client as _client
 from .openai import chat_at, chat_body, stream_chat_at
 
-__all__ = ["generate_text", "stream_generate_text", "chat", "stream_chat"]
+__all__ = ["Client", "generate_text", "stream_generate_text", "chat", "stream_chat"]
 
 PROVIDER = "hf_tgi"
 DEFAULT_BASE_URL = "http://localhost:8080"
 BASE_URL_ENV = ("TGI_BASE_URL",)
 KEY_ENV = ("HF_API_TOKEN", "HF_TOKEN")
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 MODEL = "tgi"  # TGI serves one model; its Messages API accepts any name
 
 _FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
@@ -202,3 +205,13 @@ def _base(base_url: str | None) -> str:
 
 def _key(api_key: str | None) -> str | None:
     return api_key or _http.setting(KEY_ENV)
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for a Text Generation Inference server.
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``HF_API_TOKEN`` / ``HF_TOKEN``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -14,6 +14,7 @@ raises :class:`~resilient.errors.ProviderConnectionError`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ import requests
 from resilient.errors import error_for_status
 
 from . import _http
+from . import client as _client
 
-__all__ = ["chat", "stream_chat", "generate", "stream_generate", "embed", "list_models"]
+__all__ = ["Client", "chat", "stream_chat", "generate", "stream_generate", "embed", "list_models"]
 
 PROVIDER = "ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"
 BASE_URL_ENV = ("OLLAMA_HOST", "OLLAMA_API_URL")
 KEY_ENV = ("OLLAMA_API_KEY",)
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 _FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 
 
@@ -336,3 +339,13 @@ def _finish(data: dict[str, Any]) -> str | None:
 def _usage(data: dict[str, Any]) -> dict[str, int]:
     inp, out = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
     return _http.usage(inp, out)
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for a local Ollama server.
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``OLLAMA_API_KEY``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

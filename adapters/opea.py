@@ -16,6 +16,7 @@ is zeros.
 
 from __future__ import annotations
 
+import sys
 import ast
 import json
 from collections.abc import Iterator, Sequence
@@ -24,14 +25,16 @@ from typing import Any
 import requests
 
 from . import _http
+from . import client as _client
 from .openai import parse_chat
 
-__all__ = ["chatqna", "stream_chatqna"]
+__all__ = ["Client", "chatqna", "stream_chatqna"]
 
 PROVIDER = "opea"
 DEFAULT_BASE_URL = "http://localhost:8888"
 BASE_URL_ENV = ("OPEA_BASE_URL",)
 KEY_ENV = ("OPEA_API_KEY",)
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 
 
 def chatqna(
@@ -155,3 +158,13 @@ def _post(
         stream=stream,
         request_id=request_id,
     )
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for an OPEA ChatQnA gateway.
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``OPEA_API_KEY``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -14,20 +14,23 @@ Bearer token. The wire format is the OpenAI adapter's, reused as is.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
 
 from . import _http
+from . import client as _client
 from .openai import chat_at, chat_body, embed_at, stream_chat_at
 
-__all__ = ["chat", "stream_chat", "embed", "list_models", "model_ids_at"]
+__all__ = ["Client", "chat", "stream_chat", "embed", "list_models", "model_ids_at"]
 
 PROVIDER = "openai_compatible"
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 BASE_URL_ENV = ("OPENAI_COMPATIBLE_BASE_URL",)
 KEY_ENV = ("OPENAI_COMPATIBLE_API_KEY",)
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 
 
 def chat(
@@ -137,3 +140,13 @@ def _base(base_url: str | None) -> str:
 
 def _key(api_key: str | None) -> str | None:
     return api_key or _http.setting(KEY_ENV)
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for any OpenAI-compatible server (vLLM, llama.cpp, LM Studio).
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``OPENAI_COMPATIBLE_API_KEY``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

@@ -10,6 +10,7 @@ embeddings reuse the OpenAI adapter's wire format.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,14 +19,16 @@ import requests
 from resilient.errors import NotFoundError
 
 from . import _http
+from . import client as _client
 from .openai import chat_at, chat_body, embed_at, stream_chat_at
 
-__all__ = ["chat", "stream_chat", "embed", "infer", "model_ready"]
+__all__ = ["Client", "chat", "stream_chat", "embed", "infer", "model_ready"]
 
 PROVIDER = "ovms"
 DEFAULT_BASE_URL = "http://localhost:8000"
 BASE_URL_ENV = ("OVMS_BASE_URL",)
 KEY_ENV = ("OVMS_API_KEY",)
+KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 
 
 def chat(
@@ -165,3 +168,13 @@ def _base(base_url: str | None) -> str:
 
 def _key(api_key: str | None) -> str | None:
     return api_key or _http.setting(KEY_ENV)
+
+
+class Client(_client.Client):
+    """This adapter's functions behind the recommended stack, for an OpenVINO Model Server.
+
+    See :mod:`resilient.adapters.client`; with no key given nor set in ``OVMS_API_KEY``, the client is keyless.
+    """
+
+    def __init__(self, api_key: str | Sequence[str] | None = None, base_url: str | None = None, **policy: Any) -> None:
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=base_url, **policy)

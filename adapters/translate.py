@@ -65,6 +65,7 @@ __all__ = [
     "openai_request_to_gemini",
     "gemini_response_to_openai",
     "gemini_error",
+    "gemini_retry_delay",
     "result_to_openai",
     "chunks_to_openai",
 ]
@@ -630,12 +631,17 @@ def gemini_error(
     code = status or (error.get("code") if isinstance(error.get("code"), int) else None)
     code = code or GEMINI_ERROR_STATUS.get(str(kind), 500)
     if retry_after is None:
-        retry_after = _retry_delay(error.get("details"))
+        retry_after = gemini_retry_delay(body)
     text = f"{kind}: {message}" if kind else str(message)
     return error_for_status(code, text, provider="gemini", request_id=request_id, retry_after=retry_after, body=body)
 
 
-def _retry_delay(details: Any) -> float | None:
+def gemini_retry_delay(body: Any) -> float | None:
+    """The ``retryDelay`` (``"1.5s"``) of a Google error body's ``google.rpc.RetryInfo`` detail, in seconds."""
+    if isinstance(body, list) and body:
+        body = body[0]
+    error = body.get("error") if isinstance(body, Mapping) else None
+    details = error.get("details") if isinstance(error, Mapping) else None
     for detail in details if isinstance(details, list) else []:
         if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             try:

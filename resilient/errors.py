@@ -242,7 +242,9 @@ _STATUS_KINDS: Final[dict[int, Kind]] = {
     529: "overloaded",
 }
 
-# botocore error codes (ClientError.response["Error"]["Code"]).
+# botocore error codes (ClientError.response["Error"]["Code"]). An error inside an
+# event stream (botocore's EventStreamError) names its member with a lower-case
+# first letter ("throttlingException"); codes are compared with it raised.
 _BOTO_THROTTLING: Final = frozenset(
     {
         "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
@@ -262,6 +264,8 @@ _BOTO_KINDS: Final[dict[str, Kind]] = {
     "RequestTimeout": "timeout",
     "RequestTimeoutException": "timeout",
     "ModelTimeoutException": "timeout",
+    "ModelStreamErrorException": "server",  # the model failed mid-stream; Bedrock says to retry
+    "ModelErrorException": "server",
     "ValidationException": "invalid",
     "AccessDeniedException": "auth",
     "UnrecognizedClientException": "auth",
@@ -354,9 +358,9 @@ def _status_and_headers(exc: BaseException) -> tuple[int | None, Any, str | None
     # botocore ClientError: response is a dict.
     if isinstance(response, Mapping) and "Error" in response:
         meta = response.get("ResponseMetadata") or {}
-        code = (response.get("Error") or {}).get("Code")
+        code = str((response.get("Error") or {}).get("Code") or "")
         status = _as_status(meta.get("HTTPStatusCode"))
-        return status, meta.get("HTTPHeaders"), str(code) if code else None
+        return status, meta.get("HTTPHeaders"), (code[:1].upper() + code[1:]) or None
 
     status = _as_status(getattr(exc, "status_code", None))
     if status is None and response is not None:

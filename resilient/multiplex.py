@@ -32,6 +32,11 @@ the answer, from its ``usage``).
 Keys never leave the pool except as the keyword argument: stats, logs, reprs
 and errors show a name (the environment variable, the dict key) or a
 masked fingerprint (``sk-…a1b2``).
+
+A *keyless* pool (``KeyPool(keyless=True)``) has one endpoint that sends no
+key: a local server (Ollama, TGI, vLLM) gets the same per-endpoint accounting
+and the same pacing on its rate-limit answers as a keyed provider, so the
+prebuilt clients have one stack for both.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ logger = logging.getLogger("resilient.multiplex")
 F = TypeVar("F", bound=Callable[..., Any])
 
 STRATEGIES = ("round-robin", "least-loaded", "weighted", "usage")
+_NO_KEY = "no-key"  # the one endpoint of a keyless pool, as stats name it
 _USAGE_WINDOW = 60.0  # seconds of token usage the "usage" strategy compares
 
 
@@ -106,7 +112,7 @@ class PoolKey:
         "_recent",
     )  # fmt: skip
 
-    def __init__(self, name: str, secret: str, weight: float) -> None:
+    def __init__(self, name: str, secret: str | None, weight: float) -> None:
         self.name = name
         self.fingerprint = fingerprint(secret)
         self.weight = weight
@@ -155,6 +161,9 @@ class KeyPool(Layer):
     >>> pool = KeyPool(env="ANTHROPIC_API_KEY", strategy="least-loaded")
     >>> @pool
     ... def ask(messages, *, api_key): ...
+
+    ``keyless=True`` makes a pool of one endpoint, ``"no-key"``, that leaves
+    ``param`` unset (see the module docstring); it takes no keys.
     """
 
     kind = "multiplex"
@@ -174,6 +183,7 @@ class KeyPool(Layer):
         name: str | None = None,
         dotenv: str | os.PathLike[str] | None = ".env",
         clock: _clock.Clock | None = None,
+        keyless: bool = False,
     ) -> None:
         self.policy = MultiplexPolicy(
             strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, cooldown=cooldown, usage=usage
@@ -187,6 +197,13 @@ class KeyPool(Layer):
         self._lock = threading.Lock()
         self._keys: list[PoolKey] = []
         self._cursor = 0
+        self.keyless = keyless
+        if keyless:
+            if keys is not None or env is not None:
+                raise ValueError("keyless: a keyless pool takes no keys= nor env=")
+            self._keys = [PoolKey(_NO_KEY, None, 1.0)]
+            self.reset_stats()
+            return
         entries = _entries(keys)
         if env is not None:
             entries += [(var, key, 1.0) for var, key in keys_from_env(env, dotenv=dotenv)]
@@ -205,6 +222,8 @@ class KeyPool(Layer):
         """Add a key at runtime; returns the name it is known by in stats."""
         if not isinstance(key, str) or not key:
             raise ValueError("a key must be a non-empty string")
+        if self.keyless:
+            raise ValueError(f"pool {self.name} is keyless (a server that takes no key): build a pool with keys instead")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f"weight must be a number > 0, got {weight!r}")
         entry = PoolKey(name or fingerprint(key), key, float(weight))
@@ -356,7 +375,7 @@ class KeyPool(Layer):
                 key.cooling_until = max(key.cooling_until, now + seconds)
                 self._failovers += 1
                 move_on = True
-            elif info.kind == "auth":
+            elif info.kind == "auth" and key._secret is not None:  # keyless: the server wants a key; say so, every call
                 key.disabled = f"auth ({info.status})" if info.status else "auth"
                 self._failovers += 1
                 move_on = True
@@ -423,7 +442,8 @@ class KeyPool(Layer):
             key = checkout()
             tried: set[PoolKey] = set()
             while True:
-                kwargs[policy.param] = key._secret
+                if key._secret is not None:  # a keyless pool's endpoint sends none
+                    kwargs[policy.param] = key._secret
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
@@ -444,7 +464,8 @@ class KeyPool(Layer):
             key = checkout()
             tried: set[PoolKey] = set()
             while True:
-                kwargs[policy.param] = key._secret
+                if key._secret is not None:  # a keyless pool's endpoint sends none
+                    kwargs[policy.param] = key._secret
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -465,7 +486,8 @@ class KeyPool(Layer):
             key = checkout()
             tried: set[PoolKey] = set()
             while True:
-                kwargs[policy.param] = key._secret
+                if key._secret is not None:  # a keyless pool's endpoint sends none
+                    kwargs[policy.param] = key._secret
                 stream = fn(*args, **kwargs)
                 try:
                     chunk = next(stream)
@@ -503,7 +525,8 @@ class KeyPool(Layer):
             key = checkout()
             tried: set[PoolKey] = set()
             while True:
-                kwargs[policy.param] = key._secret
+                if key._secret is not None:  # a keyless pool's endpoint sends none
+                    kwargs[policy.param] = key._secret
                 stream = fn(*args, **kwargs)
                 try:
                     chunk = await stream.__anext__()

@@ -7,6 +7,12 @@
     type = "anthropic"               # which adapter speaks to it
     api_key_env = "ANTHROPIC_API_KEY"
     api_base = "https://api.anthropic.com"     # optional: the adapter's default otherwise
+    options = { timeout = 30 }       # optional: keyword arguments for every call
+
+    [[providers]]
+    name = "aws"
+    type = "bedrock"                 # api_base is Bedrock's endpoint_url; no key: SigV4 credentials
+    options = { region = "us-west-2" }
 
     [[models]]
     name = "claude-3-5-sonnet-20241022"
@@ -35,20 +41,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Registry", "ProviderConfig", "ModelConfig", "PROVIDER_TYPES"]
+__all__ = ["Registry", "ProviderConfig", "ModelConfig", "ProviderType", "PROVIDER_TYPES"]
 
-#: type -> (adapter module, how it is invoked)
-PROVIDER_TYPES: dict[str, tuple[str, str]] = {
-    "openai": ("openai", "openai_raw"),
-    "groq": ("groq", "openai_raw"),
-    "openai_compatible": ("openai_compatible", "openai_raw"),
-    "ovms": ("ovms", "openai_raw"),
-    "anthropic": ("anthropic", "anthropic"),
-    "gemini": ("gemini", "translated"),
-    "ollama": ("ollama", "translated"),
-    "hf_tgi": ("hf_tgi", "translated"),
+class ProviderType(NamedTuple):
+    """How a provider ``type`` is reached: its adapter, how it answers, what to call."""
+
+    module: str
+    style: str  # "openai_raw": answers OpenAI JSON already; "anthropic": chat_openai; "translated": result dict
+    call: str = "chat"
+    base_param: str = "base_url"  # the adapter's keyword for ``api_base``
+
+
+#: type -> how it is invoked
+PROVIDER_TYPES: dict[str, ProviderType] = {
+    "openai": ProviderType("openai", "openai_raw"),
+    "groq": ProviderType("groq", "openai_raw"),
+    "openai_compatible": ProviderType("openai_compatible", "openai_raw"),
+    "ovms": ProviderType("ovms", "openai_raw"),
+    "anthropic": ProviderType("anthropic", "anthropic"),
+    "bedrock": ProviderType("bedrock", "translated", base_param="endpoint_url"),
+    "gemini": ProviderType("gemini", "translated"),
+    "ollama": ProviderType("ollama", "translated"),
+    "hf_tgi": ProviderType("hf_tgi", "translated"),
+    "opea": ProviderType("opea", "translated", call="chatqna"),
 }
 
 
@@ -58,6 +75,7 @@ class ProviderConfig:
     type: str
     api_key_env: str | None = None
     api_base: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def api_key(self) -> str | None:
         """The key from ``api_key_env`` (environment, then ``.env``), or ``None`` to let the adapter look."""
@@ -86,16 +104,18 @@ class ModelConfig:
         merged = {**self.params, **request, "model": self.name}
         if self.max_tokens is not None:
             merged.setdefault("max_tokens", self.max_tokens)
-        module_name, style = PROVIDER_TYPES[self.provider.type]
-        module = _adapter(module_name)
-        connection = {"api_key": self.provider.api_key(), "base_url": self.provider.api_base, **options}
-        if style == "anthropic":
+        kind = PROVIDER_TYPES[self.provider.type]
+        module = _adapter(kind.module)
+        connection = {**self.provider.options, "api_key": self.provider.api_key(), **options}
+        if self.provider.api_base:
+            connection[kind.base_param] = self.provider.api_base
+        if kind.style == "anthropic":
             return module.chat_openai(merged, default_max_tokens=self.max_tokens, **connection)
         messages = merged.pop("messages")
         merged.pop("stream", None)
         model = merged.pop("model")
-        result = module.chat(messages, model=model, **connection, **merged)
-        if style == "openai_raw":
+        result = getattr(module, kind.call)(messages, model=model, **connection, **merged)
+        if kind.style == "openai_raw":
             return dict(result["raw"])
         from .adapters import translate
 
@@ -138,8 +158,15 @@ class Registry:
                 raise ValueError(f"{where}.type: unknown type {kind!r}; known: {', '.join(PROVIDER_TYPES)}")
             if name in providers:
                 raise ValueError(f"{where}.name: provider {name!r} is declared twice")
+            options = entry.get("options", {})
+            if not isinstance(options, Mapping):
+                raise ValueError(f"{where}.options: a table of keyword arguments for every call is required, got {options!r}")
             providers[name] = ProviderConfig(
-                name, kind, _text(entry, "api_key_env", where, required=False), _text(entry, "api_base", where, required=False)
+                name,
+                kind,
+                _text(entry, "api_key_env", where, required=False),
+                _text(entry, "api_base", where, required=False),
+                dict(options),
             )
         models: dict[str, ModelConfig] = {}
         for i, entry in enumerate(_entries(data, "models")):

@@ -20,6 +20,7 @@ from botocore.credentials import Credentials  # noqa: E402
 
 from resilient import (  # noqa: E402
     AuthenticationError,
+    Classification,
     InvalidRequestError,
     NotFoundError,
     OverloadedError,
@@ -111,6 +112,7 @@ def test_the_official_client_sees_a_cut_stream_as_its_exception(emulator) -> Non
         list(answer["body"])
 
     assert caught.value.response["Error"]["Code"] == "internalServerException"
+    assert classify(caught.value) == Classification("server", True, None, None)  # retried like a 500
 
 
 def test_the_official_client_reads_the_emulated_errors(emulator) -> None:
@@ -384,3 +386,26 @@ def test_the_example_runs_on_the_emulator(monkeypatch) -> None:
     assert result["answer"].startswith("Emulated answer to:")
     assert result["streamed"] == result["answer"]
     assert result["tool_calls"][0]["name"] == "get_weather"
+
+
+def test_the_bedrock_client_signs_keyless_calls_and_counts_them(emulator) -> None:
+    client = bedrock.Client(region="us-east-1", endpoint_url=emulator.url)
+
+    result = client.chat(USER, model=MODEL)
+    chunks = list(client.stream_chat(USER, model=MODEL))
+
+    assert [r.key for r in emulator.requests] == [fingerprint(KEY_ID)] * 2  # SigV4 with the AWS credentials
+    stats = client.get_stats()
+    assert list(stats["keys"]) == ["no-key"] and stats["successful_requests"] == 2
+    assert stats["output_tokens"] == result["usage"]["output_tokens"] + chunks[-1]["usage"]["output_tokens"]
+    assert [layer["layer"] for layer in client.describe()] == ["queue", "circuit", "backoff", "multiplex"]
+
+
+def test_the_bedrock_client_spreads_calls_over_bedrock_api_keys(emulator) -> None:
+    keys = ["bedrock-api-key-" + "0004", "bedrock-api-key-" + "0005"]
+    client = bedrock.Client(keys, endpoint_url=emulator.url)
+
+    for _ in range(2):
+        client.chat(USER, model=MODEL)
+
+    assert [r.key for r in emulator.requests] == [fingerprint(k) for k in keys]

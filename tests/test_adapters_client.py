@@ -6,6 +6,7 @@ import pytest
 
 from resilient import FakeClock, RateLimitError, clock
 from resilient.adapters import anthropic, openai
+from resilient.secrets import fingerprint
 
 KEYS = ["test-key-aaaa1111", "test-key-bbbb2222"]
 USER = [{"role": "user", "content": "Hello there"}]
@@ -107,3 +108,115 @@ def test_groq_and_gemini_offer_the_same_client(emulator) -> None:
         assert client.chat(USER, model=model)["finish_reason"] == "stop"
         assert client.get_stats()["successful_requests"] == 1
         assert [layer["layer"] for layer in client.describe()] == ["queue", "circuit", "backoff", "multiplex"]
+
+
+# --------------------------------------------------------------------------- keyless (local) servers
+
+LOCAL_KEY_VARS = ("OLLAMA_API_KEY", "HF_API_TOKEN", "HF_TOKEN", "OPEA_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "OVMS_API_KEY")
+
+
+@pytest.fixture
+def no_local_keys(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env either
+    for var in LOCAL_KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+
+def _local_calls(url: str):
+    """(client, its main call) for every local provider, as a user would write them."""
+    from resilient.adapters import hf_tei, hf_tgi, ollama, openai_compatible, opea, ovms
+
+    return [
+        (ollama.Client(base_url=url), lambda c: c.chat(USER, model="llama3.2:latest")),
+        (ollama.Client(base_url=url), lambda c: c.generate("Why is the sky blue?", model="llama3.2:latest")),
+        (hf_tgi.Client(base_url=url), lambda c: c.generate_text("Why is the sky blue?")),
+        (hf_tgi.Client(base_url=url), lambda c: c.chat(USER)),
+        (hf_tei.Client(base_url=url), lambda c: c.embed(["alpha", "beta"])),
+        (opea.Client(base_url=url), lambda c: c.chatqna(USER)),
+        (openai_compatible.Client(base_url=url + "/v1"), lambda c: c.chat(USER, model="gpt-4o-mini")),
+        (ovms.Client(base_url=url), lambda c: c.chat(USER, model="llama-3.2-1b-int4-ov")),
+    ]
+
+
+def test_local_servers_get_a_keyless_client_with_the_same_stack_and_stats(emulator, no_local_keys) -> None:
+    for client, call in _local_calls(emulator.url):
+        result = call(client)
+        stats = client.get_stats()
+
+        assert [layer["layer"] for layer in client.describe()] == ["queue", "circuit", "backoff", "multiplex"]
+        assert stats["endpoints_count"] == 1 and list(stats["keys"]) == ["no-key"]
+        assert stats["total_requests"] == stats["successful_requests"] == 1, client
+        assert stats["total_tokens"] == result["usage"]["total_tokens"]
+        assert "keyless" in repr(client)
+    assert {request.key for request in emulator.requests} == {fingerprint(None)}  # no credential was sent
+
+
+def test_a_local_client_streams_and_counts_the_final_usage(emulator, no_local_keys) -> None:
+    from resilient.adapters import ollama
+
+    client = ollama.Client(base_url=emulator.url)
+    chunks = list(client.stream_chat(USER, model="llama3.2:latest"))
+
+    assert chunks[-1]["done"] and client.get_stats()["output_tokens"] == chunks[-1]["usage"]["output_tokens"] > 0
+
+
+def test_a_local_client_uses_a_key_when_one_is_set(emulator, no_local_keys, monkeypatch) -> None:
+    from resilient.adapters import ollama
+
+    key = "ollama-" + "proxy-key-0001"
+    monkeypatch.setenv("OLLAMA_API_KEY", key)
+    client = ollama.Client(base_url=emulator.url)
+    client.chat(USER, model="llama3.2:latest")
+
+    assert client.get_stats()["keys"]["OLLAMA_API_KEY"]["total_requests"] == 1
+    assert emulator.requests[-1].key == fingerprint(key)
+
+
+def test_a_keyless_client_reports_a_401_each_time_instead_of_disabling_the_server(emulator, no_local_keys) -> None:
+    from resilient.adapters import ollama
+    from resilient.errors import AuthenticationError
+
+    emulator.add_fault("bad_key", keys=[None])  # the server now requires a key
+    client = ollama.Client(base_url=emulator.url)
+
+    for _ in range(2):
+        with pytest.raises(AuthenticationError):
+            client.chat(USER, model="llama3.2:latest")
+
+    assert len(emulator.requests) == 2  # asked the server both times: it may have been given a key since
+    assert client.get_stats()["keys"]["no-key"]["disabled"] is None
+
+
+def test_a_keyless_client_is_paced_by_the_servers_rate_limit(emulator, no_local_keys, fake_clock: FakeClock) -> None:
+    from resilient.adapters import openai_compatible
+
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+    client = openai_compatible.Client(base_url=emulator.url + "/v1")
+    client.policy.backoff.update(jitter=None)
+
+    for _ in range(3):
+        client.chat(USER, model="gpt-4o-mini")
+
+    assert 200 in [r.status for r in emulator.requests] and client.get_stats()["successful_requests"] == 3
+
+
+def test_a_provider_that_needs_a_key_fails_at_construction_naming_every_variable(monkeypatch, tmp_path) -> None:
+    from resilient.adapters import gemini
+    from resilient.errors import NoKeyAvailableError
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+    with pytest.raises(NoKeyAvailableError, match="GOOGLE_API_KEY, GOOGLE_API_KEY_1, .*GEMINI_API_KEY"):
+        gemini.Client()
+
+
+def test_a_client_finds_keys_under_the_providers_second_variable(emulator, monkeypatch, tmp_path) -> None:
+    from resilient.adapters import gemini
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", KEYS[0])
+
+    assert list(gemini.Client(base_url=emulator.url).stats()["keys"]) == ["GEMINI_API_KEY"]

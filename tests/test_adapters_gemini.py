@@ -14,7 +14,7 @@ from resilient import (
     RateLimitError,
     ServerError,
 )
-from resilient.adapters import gemini
+from resilient.adapters import gemini, translate
 
 KEY = "AIzaTest0123456789abcdefghijkl"
 MODEL = "gemini-2.0-flash"
@@ -69,7 +69,7 @@ def test_messages_become_contents_with_user_and_model_roles_and_a_system_instruc
 
     body = gemini.request_body(messages, 50, 0.2, "You are kind.", None, None, "END", {})
 
-    assert body["systemInstruction"] == {"parts": [{"text": "You are kind.\n\nBe brief."}]}
+    assert body["systemInstruction"] == {"parts": [{"text": "You are kind."}, {"text": "Be brief."}]}
     assert body["contents"] == [
         {"role": "user", "parts": [{"text": "Hi"}, {"text": "Look:"}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]},
         {"role": "model", "parts": [{"text": "Hello"}]},
@@ -86,7 +86,7 @@ def test_a_tool_conversation_becomes_function_call_and_response_parts() -> None:
         {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 21}'},
     ]  # fmt: skip
 
-    contents, _ = gemini.to_contents(messages)
+    contents = gemini.request_body(messages, None, None, None, None, None, None, {})["contents"]
 
     assert contents[1:] == [
         {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]},
@@ -104,7 +104,13 @@ def test_a_tool_conversation_becomes_function_call_and_response_parts() -> None:
     ],
 )
 def test_tool_choice_becomes_function_calling_config(choice, config) -> None:
-    assert gemini.to_tool_config(choice) == {"functionCallingConfig": config}
+    body = gemini.request_body(USER, None, None, None, [WEATHER], choice, None, {})
+
+    assert body["toolConfig"] == {"functionCallingConfig": config}
+    assert body["tools"] == [{"functionDeclarations": [
+        {"name": "get_weather", "description": WEATHER["function"]["description"],
+         "parametersJsonSchema": WEATHER["function"]["parameters"]},
+    ]}]  # fmt: skip
 
 
 def test_tool_call_matches_the_official_client(emulator, sdk) -> None:
@@ -243,7 +249,7 @@ def test_429_carries_retry_after(emulator, fake_clock) -> None:
 def test_retry_delay_is_read_from_retry_info_when_no_header() -> None:
     body = {"error": {"code": 429, "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7.5s"}]}}
 
-    assert gemini._retry_delay(body) == 7.5
+    assert translate.gemini_retry_delay(body) == 7.5
 
 
 def test_unknown_model_path_is_not_found(emulator) -> None:

@@ -631,3 +631,15 @@ def test_classify_an_exception_with_a_non_numeric_status_ignores_it():
     err.status_code = "429"  # type: ignore[attr-defined]
     err.response = object()  # type: ignore[attr-defined]
     assert classify(err) == Classification("other", False, None, None)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [("throttlingException", "rate_limit"), ("modelStreamErrorException", "server"),
+     ("serviceUnavailableException", "overloaded"), ("validationException", "invalid")],
+)  # fmt: skip
+def test_classify_botocore_event_stream_codes_in_lower_camel_case(code, kind):
+    # botocore's EventStreamError names the stream's member ("throttlingException"), with no HTTP status.
+    exceptions = pytest.importorskip("botocore.exceptions")
+    err = exceptions.EventStreamError({"Error": {"Code": code, "Message": "m"}}, "InvokeModelWithResponseStream")
+    assert classify(err).kind == kind

@@ -472,3 +472,28 @@ def test_one_multiplex_decorator_on_two_functions_gives_each_its_own_pool(fake_c
     assert (first()["text"], second()["text"]) == ("a", "a")
     assert first.__resilient_layer__ is not second.__resilient_layer__
     assert list(second.stats()["keys"]) == ["a", "b"]
+
+
+def test_a_keyless_pool_sends_no_key_but_counts_and_paces_its_one_endpoint(fake_clock) -> None:
+    pool = KeyPool(keyless=True, name="local")
+    seen = []
+
+    @pool
+    def call(**kwargs):
+        seen.append(kwargs)
+        if len(seen) == 2:
+            raise RateLimitError("slow down", retry_after=3.0)
+        return {"usage": {"input_tokens": 2, "output_tokens": 5}}
+
+    call()
+    with pytest.raises(RateLimitError) as caught:
+        call()
+
+    assert seen == [{}, {}]  # no api_key keyword at all
+    assert caught.value.retry_after == 3.0  # the endpoint cools like a key, so @backoff waits exactly that
+    stats = pool.stats()["keys"]["no-key"]
+    assert (stats["requests"], stats["successes"], stats["failures"], stats["total_tokens"]) == (2, 1, 1, 7)
+    with pytest.raises(ValueError, match="keyless"):
+        pool.add_key("k-" + "0123456789abcdef")
+    with pytest.raises(ValueError, match="keyless"):
+        KeyPool(["k-" + "0123456789abcdef"], keyless=True)

@@ -20,21 +20,51 @@ def registry_for(url: str) -> Registry:
                 {"name": "claude", "type": "anthropic", "api_key_env": "REGISTRY_TEST_KEY", "api_base": url},
                 {"name": "google", "type": "gemini", "api_key_env": "REGISTRY_TEST_KEY", "api_base": url},
                 {"name": "local", "type": "ollama", "api_base": url},
+                {"name": "fast", "type": "groq", "api_key_env": "REGISTRY_TEST_KEY", "api_base": url + "/v1"},
+                {"name": "vllm", "type": "openai_compatible", "api_base": url + "/v1"},
+                {"name": "openvino", "type": "ovms", "api_base": url},
+                {"name": "tgi", "type": "hf_tgi", "api_base": url},
+                {"name": "aws", "type": "bedrock", "api_base": url, "options": {"region": "eu-west-3"}},
+                {"name": "chatqna", "type": "opea", "api_base": url},
             ],
             "models": [
                 {"name": "gpt-4o-mini", "provider": "oa"},
                 {"name": "claude-3-5-sonnet-20241022", "provider": "claude", "max_tokens": 8192},
                 {"name": "gemini-2.0-flash", "provider": "google", "params": {"temperature": 0.2}},
                 {"name": "llama3.2", "provider": "local"},
+                {"name": "llama-3.1-8b-instant", "provider": "fast"},
+                {"name": "Qwen/Qwen2.5-7B-Instruct", "provider": "vllm"},
+                {"name": "llama-3.2-1b-int4-ov", "provider": "openvino"},
+                {"name": "tgi", "provider": "tgi"},
+                {"name": "anthropic.claude-3-5-sonnet-20240620-v1:0", "provider": "aws", "max_tokens": 512},
+                {"name": "Intel/neural-chat-7b-v3-3", "provider": "chatqna"},
             ],
         }
     )
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-3-5-sonnet-20241022", "gemini-2.0-flash", "llama3.2"])
+MODELS = [
+    "gpt-4o-mini", "claude-3-5-sonnet-20241022", "gemini-2.0-flash", "llama3.2", "llama-3.1-8b-instant",
+    "Qwen/Qwen2.5-7B-Instruct", "llama-3.2-1b-int4-ov", "tgi", "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "Intel/neural-chat-7b-v3-3",
+]  # fmt: skip
+
+
+def test_every_provider_type_is_exercised() -> None:
+    from resilient.registry import PROVIDER_TYPES
+
+    assert {p.type for p in registry_for("http://unused").providers.values()} == set(PROVIDER_TYPES)
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_every_provider_answers_in_the_openai_format(emulator, monkeypatch, model: str) -> None:
     openai_types = pytest.importorskip("openai.types.chat")
     monkeypatch.setenv("REGISTRY_TEST_KEY", KEY)
+    for name, value in {"AWS_ACCESS_KEY_ID": "AKIDREGISTRY0001", "AWS_SECRET_ACCESS_KEY": "emulated",
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
+                        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
 
     completion = registry_for(emulator.url).get(model).invoke(REQUEST)
 
@@ -83,6 +113,7 @@ def test_loads_toml_and_json_files(tmp_path) -> None:
         ({"providers": [{"name": "p", "type": "openai"}], "models": [{"name": "m", "provider": "p", "params": 3}]},
          r"models\[0\]\.params"),
         ({"providers": {"name": "p"}}, "providers: a list of tables"),
+        ({"providers": [{"name": "p", "type": "bedrock", "options": "us-east-1"}]}, r"providers\[0\]\.options"),
     ],
 )  # fmt: skip
 def test_bad_config_names_the_entry_and_field(data, message: str) -> None:

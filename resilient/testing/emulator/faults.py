@@ -109,11 +109,15 @@ class Fault:
 
 
 class BadKey(Fault):
-    """Listed API keys are refused (401 by default), as a revoked key would be."""
+    """Listed API keys are refused (401 by default), as a revoked key would be.
+
+    ``None`` among the keys refuses requests that carry no key, as a server
+    that requires one does.
+    """
 
     kind, gate = "bad_key", True
 
-    def __init__(self, scope: Scope, added_at: float, *, keys: Iterable[str], status: int = 401) -> None:
+    def __init__(self, scope: Scope, added_at: float, *, keys: Iterable[str | None], status: int = 401) -> None:
         super().__init__(scope, added_at)
         self.keys = frozenset([keys] if isinstance(keys, str) else keys)
         self.status = _status(status, (401, 403))
