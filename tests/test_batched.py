@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from resilient.batched import BatchLengthError, batched
+from resilient.clock import FakeClock, use
 from resilient.layer import describe
 
 
@@ -66,10 +66,110 @@ def test_a_lone_caller_is_flushed_after_the_timeout():
     def echo(items):
         return list(items)
 
-    started = time.perf_counter()
     assert echo("x") == "x"
-    assert 0.015 <= time.perf_counter() - started < 0.5
     assert echo.stats()["flush_reasons"] == {"timeout": 1}
+
+
+def test_a_lone_thread_is_flushed_at_exactly_the_timeout_on_the_toolkit_clock():
+    clock = FakeClock(start=100.0)
+    seen = []
+
+    @batched(max_batch_size=10, batch_timeout=0.25)
+    def echo(items):
+        seen.append((clock.monotonic(), list(items)))
+        return list(items)
+
+    with use(clock):
+        assert echo("x") == "x"
+        assert echo("y") == "y"
+    assert seen == [(100.25, ["x"]), (100.5, ["y"])]  # arrival + batch_timeout, in fake time
+    assert clock.sleeps == [0.25, 0.25]
+    assert echo.stats() == {"batches": 2, "items": 2, "average_batch_size": 1.0, "flush_reasons": {"timeout": 2}}
+
+
+def test_the_deadline_counts_from_the_first_arrival_with_an_explicit_clock():
+    class DescheduledClock(FakeClock):
+        """Time moves 0.125 s right after its first reading (the caller was descheduled)."""
+
+        reads = 0
+
+        def monotonic(self):
+            now = super().monotonic()
+            self.reads += 1
+            if self.reads == 1:
+                self.advance(0.125)
+            return now
+
+    clock = DescheduledClock(start=10.0)
+    seen = []
+
+    @batched(max_batch_size=10, batch_timeout=0.5, clock=clock)
+    def echo(items):
+        seen.append(clock.monotonic())
+        return list(items)
+
+    assert echo("x") == "x"
+    assert seen == [10.5]  # arrival (10.0) + batch_timeout
+    assert clock.sleeps == [0.375]  # only what was left of the 0.5 s
+
+
+def test_a_full_batch_does_not_wait_for_the_clock():
+    clock = FakeClock()
+
+    @batched(max_batch_size=1, batch_timeout=5.0, clock=clock)
+    def echo(items):
+        return list(items)
+
+    assert [echo(i) for i in range(3)] == [0, 1, 2]
+    assert clock.sleeps == [] and clock.monotonic() == 0.0
+    assert echo.stats()["flush_reasons"] == {"size": 3}
+
+
+async def test_a_lone_task_is_flushed_at_exactly_the_timeout_on_the_toolkit_clock():
+    clock = FakeClock(start=7.0)
+    seen = []
+
+    @batched(max_batch_size=10, batch_timeout=0.25)
+    async def echo(items):
+        seen.append((clock.monotonic(), list(items)))
+        return list(items)
+
+    with use(clock):
+        assert await echo("x") == "x"
+    assert seen == [(7.25, ["x"])]
+    assert clock.sleeps == [0.25]
+    assert echo.stats()["flush_reasons"] == {"timeout": 1}
+
+
+async def test_tasks_joining_later_do_not_move_the_deadline():
+    clock = FakeClock()
+    seen = []
+
+    @batched(max_batch_size=10, batch_timeout=0.25, clock=clock)
+    async def echo(items):
+        seen.append((clock.monotonic(), list(items)))
+        return list(items)
+
+    first = asyncio.ensure_future(echo("a"))
+    await asyncio.sleep(0)  # "a" arrives at 0.0; the batch's flusher is scheduled
+    clock.advance(0.125)
+    second = asyncio.ensure_future(echo("b"))  # arrives at 0.125, before the flusher runs
+    assert await asyncio.gather(first, second) == ["a", "b"]
+    assert seen == [(0.25, ["a", "b"])]  # first arrival + batch_timeout, not the second's
+    assert clock.sleeps == [0.125]
+
+
+async def test_a_size_flush_cancels_the_tasks_timeout():
+    clock = FakeClock()
+
+    @batched(max_batch_size=2, batch_timeout=5.0, clock=clock)
+    async def echo(items):
+        return list(items)
+
+    assert await asyncio.gather(echo(1), echo(2)) == [1, 2]
+    await asyncio.sleep(0)
+    assert clock.sleeps == [] and clock.monotonic() == 0.0
+    assert echo.stats()["flush_reasons"] == {"size": 1}
 
 
 def test_an_error_reaches_every_caller_of_the_batch():
