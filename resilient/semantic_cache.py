@@ -31,6 +31,10 @@ eviction and expiry. Errors are never cached. A stream is stored only when it
 ended normally and is replayed chunk by chunk. Concurrent identical misses
 make one upstream call; the others wait for its result (and call upstream
 themselves if it failed, since an error is never served from the cache).
+
+With ``store=`` several processes share one cache through Redis (see
+:class:`SemanticCache`): each keeps the search local and pulls the others'
+answers on a miss.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import logging
 import math
 import pickle
 import re
@@ -58,10 +63,13 @@ from .embeddings import default_embedder, normalise_rows
 from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
 from .near_miss import NearMissGuard
 from .policy import Policy, optional, positive_float, positive_int
+from .stores import RecordLog, RedisStore, StoreUnavailable
 
 __all__ = ["semantic_cache", "SemanticCache", "SemanticCachePolicy", "default_text", "DEFAULT_THRESHOLD"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("resilient.semantic_cache")
 
 #: Chosen from bench/semantic_quality.py (see bench/RESULTS.md): with the
 #: default guard, 0.80 serves no near miss of the adversarial set and hits 86%
@@ -376,6 +384,26 @@ class SemanticCache(Layer):
     >>> cache = SemanticCache(threshold=0.9, ttl=600)
     >>> @cache
     ... def ask(prompt, *, model): ...
+
+    **Sharing between processes.** With ``store=`` (a ``redis://`` URL, a
+    ``redis.Redis`` client or a :class:`~resilient.stores.RedisStore`), every
+    cache with the same ``name`` on the same store prefix shares its answers:
+    an answer one gateway worker or batch job paid for is served to all. Each
+    process still searches its own copy (dict and matrices), so a hit costs
+    what it costs locally; what Redis adds is one round trip per stored answer
+    (to append it to the cache's log) and one per exact miss (to pull the
+    answers the process has not seen yet). :meth:`sync` pulls everything at once.
+
+    In Redis, an entry is its partition hash, normalised text, text, float32
+    vector, result as JSON, stream flag and Redis TTL equal to the entry's
+    ``ttl``: never the call's arguments, so no API key gets there. Results that
+    are not JSON stay local. ``max_size`` bounds each process's copy and, as the
+    log is trimmed to the writer's ``max_size`` newest entries on every write,
+    Redis too. Caches sharing a store must use the same embedder (entries of
+    another vector size are dropped, with a warning). When Redis is down or
+    slow the cache works on as a local one, logs one warning per outage,
+    counts ``store_errors`` and tries the store again after its
+    ``retry_interval``; answers stored meanwhile stay local.
     """
 
     kind = "semantic_cache"
@@ -396,8 +424,7 @@ class SemanticCache(Layer):
         name: str | None = None,
         clock: _clock.Clock | None = None,
     ) -> None:
-        if store is not None:
-            raise ValueError("semantic_cache: a shared store is not supported yet; use store=None (in memory)")
+        self._shared = _shared_log(store, name)
         self.policy = SemanticCachePolicy(
             threshold=threshold, max_size=max_size, ttl=ttl, guard=guard, text=text, partition=partition, prices=prices
         )
@@ -409,6 +436,8 @@ class SemanticCache(Layer):
         self._entries = _Entries(max_size, self._now, self._dropped)
         self._partitions: dict[str, _Partition] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
+        self._pulling = threading.Lock()  # one pull at a time; others wait for it rather than repeat it
+        self._dim: int | None = None  # of this process's embedder, once known
         self.reset_stats()
 
     def __call__(self, fn: F) -> F:
@@ -494,6 +523,26 @@ class SemanticCache(Layer):
         return entry
 
     def store(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool) -> None:
+        """Keep ``value`` as the answer to ``text`` in ``part``: here, and in the shared store if there is one.
+
+        The shared copy holds the partition hash, the normalised text, the
+        text, the vector, the result as JSON, the stream flag and the time to
+        live: never the call's arguments. A result that does not come back
+        from JSON unchanged (an SDK object, a tuple, ...) stays in this process
+        only (``store_unshareable`` in the stats): reading pickles from Redis
+        would run the code of anyone able to write to it.
+        """
+        part = _partition_key(part)
+        ttl = self.policy.ttl
+        if vector is not None and self._dim is None:
+            self._learn_dim(len(vector))
+        self._keep(part, norm, text, value, vector, stream, self._now() + ttl if ttl else math.inf)
+        if self._shared is not None:
+            self._push(part, norm, text, value, vector, stream, ttl)
+
+    def _keep(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool,
+              expires: float) -> None:
+        """Add an entry to this process's structures (dict, LRU, partition matrix)."""
         policy = self.policy
         if stream:
             tokens = (0, 0)
@@ -503,9 +552,7 @@ class SemanticCache(Layer):
         else:
             tokens = _usage(value)
         with self._lock:
-            now = self._now()
-            ttl = policy.ttl
-            entry = _Entry((part, norm), text, value, stream, vector, now + ttl if ttl else math.inf, tokens)
+            entry = _Entry((part, norm), text, value, stream, vector, expires, tokens)
             entries = self._entries
             if entries.maxsize != policy.max_size:
                 entries.resize(policy.max_size)
@@ -532,10 +579,130 @@ class SemanticCache(Layer):
             self._expirations += 1
 
     def clear(self) -> None:
-        """Drop every entry."""
+        """Drop every entry; with a shared store, also the store's, and every sharing process's at its next miss.
+
+        Raises :class:`~resilient.stores.StoreUnavailable` when the store could
+        not be reached (this process's entries are dropped all the same), since
+        a clear that silently left the shared answers in place would mislead.
+        """
+        self._drop_local()
+        if self._shared is not None:
+            try:
+                self._shared.clear()
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                raise
+
+    def _drop_local(self) -> None:
         with self._lock:
             self._entries.clear()
             self._partitions.clear()
+
+    # ----------------------------------------------------------------- sharing through a store
+    #
+    # Entries are shared through a RecordLog (resilient.stores): each store()
+    # appends one record (one round trip); each process pulls the records it
+    # has not seen into its own dict and matrices (one round trip, on an exact
+    # miss), so exact hits stay a dict lookup and the semantic search stays
+    # local. A failing store is skipped (StoreUnavailable), never retried here.
+
+    def sync(self) -> int:
+        """Pull every entry other processes stored that this one has not seen yet; how many were added.
+
+        Lookups already pull (one batch per exact miss); call this to catch up
+        at once, e.g. when a worker starts. Without a store, or with the store
+        unreachable, it adds nothing.
+        """
+        added = 0
+        while True:
+            pulled, more = self._pull()
+            added += pulled
+            if not more:
+                return added
+
+    def _pull(self) -> tuple[int, bool]:
+        """One round trip: (entries added, more waiting)."""
+        log = self._shared
+        if log is None:
+            return 0, False
+        if not self._pulling.acquire(blocking=False):
+            with self._pulling:  # another thread is pulling: wait for what it brings instead of asking again
+                return 0, False
+        try:
+            try:
+                reset, records, more = log.read(_PULL_BATCH)
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                return 0, False
+            if reset:  # the shared cache was cleared (or Redis lost it): so is ours
+                self._drop_local()
+            now = self._now()
+            added = rejected = 0
+            for record in records:
+                entry = _decode_record(record.fields)
+                if entry is None or not self._fits(entry[0], entry[4]):
+                    rejected += 1
+                    continue
+                part, norm, text, value, vector, stream = entry
+                self._keep(part, norm, text, value, vector, stream, now + record.ttl if record.ttl is not None else math.inf)
+                added += 1
+            with self._lock:
+                self._store_pulled += added
+                self._store_rejected += rejected
+            return added, more
+        finally:
+            self._pulling.release()
+
+    def _push(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool,
+              ttl: float | None) -> None:
+        blob = _json_or_none(list(value) if stream else value)
+        if blob is None:
+            with self._lock:
+                self._store_unshareable += 1
+            return
+        fields = {
+            "v": _RECORD_FORMAT, "p": part, "n": norm, "t": text, "s": "1" if stream else "0", "r": blob,
+            "x": b"" if vector is None else np.asarray(vector, dtype=np.float32).tobytes(),
+        }
+        record_id = hashlib.blake2b(f"{part}\x00{norm}".encode(), digest_size=16).hexdigest()
+        try:
+            self._shared.append(record_id, fields, ttl, self.policy.max_size)  # type: ignore[union-attr]
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return
+        with self._lock:
+            self._store_pushed += 1
+
+    def _fits(self, part: str, vector: np.ndarray | None) -> bool:
+        """Whether a pulled vector has this process's size (or, before that is known, its partition's)."""
+        if vector is None:
+            return True
+        dim = self._dim
+        if dim is None:
+            partition = self._partitions.get(part)
+            dim = len(vector) if partition is None else partition.matrix.shape[1]
+        return len(vector) == dim
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        if exc.failed:  # the store logged the outage; skipped operations while it cools down are not errors
+            with self._lock:
+                self._store_errors += 1
+
+    def _learn_dim(self, dim: int) -> None:
+        """Note this process's vector size; drop pulled entries of another size (another embedder wrote them)."""
+        with self._lock:
+            if self._dim is not None:
+                return
+            self._dim = dim
+            foreign = [e for p in self._partitions.values() if p.matrix.shape[1] != dim for e in p.entries]
+            for entry in foreign:
+                del self._entries[entry.key]
+                self._dropped(entry, "foreign")
+            self._store_rejected += len(foreign)
+        if foreign:
+            logger.warning("semantic cache %s: dropped %d shared entries of another vector size than this "
+                           "embedder's %d: every cache sharing a store must use the same embedder",
+                           self.name, len(foreign), dim)
 
     # ----------------------------------------------------------------- persistence
 
@@ -576,7 +743,7 @@ class SemanticCache(Layer):
                     self.store(part, norm, row["text"], row["value"], vector, row["stream"])
                 finally:
                     self.policy.ttl = saved_ttl
-                stored = self._entries.get((part, norm))
+                stored = self._entries.get((_partition_key(part), norm))
                 if stored is not None:
                     stored.tokens = tuple(row["tokens"])
                     stored.expires = now + entry_ttl if entry_ttl else math.inf
@@ -615,6 +782,11 @@ class SemanticCache(Layer):
                 "saved_calls": hits,
                 "saved_tokens": self._saved_tokens_in + self._saved_tokens_out,
                 "saved_cost": cost if self.policy.prices else None,
+                "store_pulled": self._store_pulled,
+                "store_pushed": self._store_pushed,
+                "store_errors": self._store_errors,
+                "store_unshareable": self._store_unshareable,
+                "store_rejected": self._store_rejected,
                 "lookup_p50_ms": _percentile(latencies, 0.50) * 1e3,
                 "lookup_p95_ms": _percentile(latencies, 0.95) * 1e3,
             }
@@ -624,6 +796,8 @@ class SemanticCache(Layer):
             self._hits_exact = self._hits_semantic = self._misses = self._vetoes = 0
             self._coalesced = self._evictions = self._expirations = 0
             self._saved_tokens_in = self._saved_tokens_out = 0
+            self._store_pulled = self._store_pushed = self._store_errors = 0
+            self._store_unshareable = self._store_rejected = 0
             self._veto_reasons: dict[str, int] = {}
             # Lookup latency is measured with perf_counter, not the toolkit clock:
             # it reports real work done, which a FakeClock would hide.
@@ -643,15 +817,38 @@ class SemanticCache(Layer):
         build = {ASYNC: self._wrap_async, GEN: self._wrap_generator, ASYNC_GEN: self._wrap_async_generator}
         return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
 
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, str]:
+        part, norm, text = self.key_of(args, kwargs)
+        return _partition_key(part), norm, text
+
+    def _after_exact_miss(self, part: str, norm: str, text: str) -> tuple[_Entry | None, np.ndarray | None]:
+        """Pull what other processes stored (one round trip), look for the exact text again, else embed.
+
+        (entry, None) for an exact hit among the pulled entries, else (None, vector).
+
+        Only a miss pays the round trip: an exact hit stays a dict lookup. The
+        price is that an entry replaced or cleared elsewhere may still be
+        served here until this process's next miss (or its TTL).
+        """
+        if self._shared is not None and self._pull()[0]:
+            entry = self.lookup_exact(part, norm)
+            if entry is not None:
+                return entry, None
+        vector = self.embed(text)
+        if self._dim is None:
+            self._learn_dim(len(vector))
+        return None, vector
+
     def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """(entry or None, partition, norm, text, vector or None, started) for a sync lookup."""
         started = time.perf_counter()
-        part, norm, text = self.key_of(args, kwargs)
-        entry = self.lookup_exact(part, norm)
-        if entry is not None:
+        part, norm, text = self._key(args, kwargs)
+        entry, vector = self.lookup_exact(part, norm), None
+        if entry is None:
+            entry, vector = self._after_exact_miss(part, norm, text)
+        if vector is None:  # an exact hit, here or just pulled
             self._record_lookup(started)
             return entry, part, norm, text, None, started
-        vector = self.embed(text)
         entry = self.lookup_semantic(part, text, vector)
         if entry is not None:
             self._record_lookup(started)
@@ -661,12 +858,14 @@ class SemanticCache(Layer):
 
     async def _find_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         started = time.perf_counter()
-        part, norm, text = self.key_of(args, kwargs)
-        entry = self.lookup_exact(part, norm)
-        if entry is not None:
+        part, norm, text = self._key(args, kwargs)
+        entry, vector = self.lookup_exact(part, norm), None
+        if entry is None:
+            # The pull and the embedding block: off the event loop, in one hop.
+            entry, vector = await asyncio.to_thread(self._after_exact_miss, part, norm, text)
+        if vector is None:  # an exact hit, here or just pulled
             self._record_lookup(started)
             return entry, part, norm, text, None, started
-        vector = await asyncio.to_thread(self.embed, text)
         entry = self.lookup_semantic(part, text, vector)
         if entry is not None:
             self._record_lookup(started)
@@ -695,6 +894,13 @@ class SemanticCache(Layer):
             flight.future.set_exception(_LeaderFailed())
         else:
             flight.future.set_result(value)
+
+    async def _astore(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None,
+                      stream: bool) -> None:
+        if self._shared is None:
+            self.store(part, norm, text, value, vector, stream)
+        else:  # the push is a network round trip: not on the event loop
+            await asyncio.to_thread(self.store, part, norm, text, value, vector, stream)
 
     def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def cached_call(*args: Any, **kwargs: Any) -> Any:
@@ -744,7 +950,7 @@ class SemanticCache(Layer):
             except BaseException:
                 self._land(key, flight, None, True)  # type: ignore[arg-type]
                 raise
-            self.store(part, norm, text, result, vector, stream=False)
+            await self._astore(part, norm, text, result, vector, stream=False)
             self._land(key, flight, result, False)  # type: ignore[arg-type]
             return result
 
@@ -784,7 +990,7 @@ class SemanticCache(Layer):
                     yield chunk
             finally:
                 await stream.aclose()
-            self.store(part, norm, text, tuple(chunks), vector, stream=True)
+            await self._astore(part, norm, text, tuple(chunks), vector, stream=True)
 
         return cached_stream
 
@@ -797,6 +1003,74 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+#: Records pulled per round trip: a lagging process catches up over a few misses
+#: (or at once with sync()) instead of one lookup carrying the whole backlog.
+_PULL_BATCH = 256
+_RECORD_FORMAT = "1"
+_HASHED = re.compile(r"[0-9a-f]{24}")
+
+
+def _partition_key(part: str) -> str:
+    """``part`` as a hash: the default partitions already are; a str from ``partition=`` is hashed here.
+
+    So that no partition value (a model name or worse) is written to a shared store as is.
+    """
+    if not part or _HASHED.fullmatch(part):
+        return part
+    return hashlib.blake2b(part.encode(), digest_size=12).hexdigest()
+
+
+def _shared_log(store: Any, name: str | None) -> RecordLog | None:
+    """The record log a cache named ``name`` shares its entries through, or None for a local cache."""
+    if store is None:
+        return None
+    if not isinstance(store, RedisStore):
+        store = RedisStore(store)  # a URL or a redis.Redis client; ValueError naming store= otherwise
+    return store.log(f"semantic_cache:{name or 'default'}")
+
+
+def _as_store(store: Any) -> RedisStore | None:
+    return store if store is None or isinstance(store, RedisStore) else RedisStore(store)
+
+
+def _json_or_none(value: Any) -> str | None:
+    """``value`` as JSON if it comes back unchanged (tuples, non-str keys, NaN and objects do not)."""
+    try:
+        blob = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return blob if json.loads(blob) == value else None
+
+
+def _decode_record(fields: dict[str, bytes]) -> tuple[str, str, str, Any, np.ndarray | None, bool] | None:
+    """(partition, norm, text, value, vector, stream) from a shared record, or None if it is not a valid one.
+
+    The record was written by whoever can write to the Redis: it is parsed as
+    JSON and checked, never unpickled.
+    """
+    try:
+        if fields["v"].decode() != _RECORD_FORMAT:
+            return None
+        part, norm, text = fields["p"].decode(), fields["n"].decode(), fields["t"].decode()
+        stream = fields["s"] == b"1"
+        value = json.loads(fields["r"])
+        raw = fields["x"]
+    except (KeyError, ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        return None
+    if stream:
+        if not isinstance(value, list):
+            return None
+        value = tuple(value)
+    vector = None
+    if raw:
+        if len(raw) % 4:
+            return None
+        vector = np.frombuffer(raw, dtype=np.float32).copy()
+        if not np.isfinite(vector).all():
+            return None
+    return part, norm, text, value, vector, stream
 
 
 def semantic_cache(
@@ -819,12 +1093,21 @@ def semantic_cache(
     Use bare (``@semantic_cache``) or configured (``@semantic_cache(threshold=0.9)``).
     ``embedder`` is a model name or path for the default sentence-transformers
     embedder, or any callable ``list[str] -> (n, d)`` array of L2-normalised rows.
+    ``store`` (a ``redis://`` URL, a ``redis.Redis`` client or a
+    :class:`~resilient.stores.RedisStore`) shares the answers with every process
+    that decorates the same function (same module and qualified name) on the
+    same store; see :class:`SemanticCache`.
     """
 
+    shared = _as_store(store)  # one connection for every function this decorator wraps
+
     def decorate(func: F) -> F:
+        # With a store, the function's qualified name names the shared cache:
+        # workers running the same code share it, two functions never do.
         cache = SemanticCache(
             threshold=threshold, max_size=max_size, ttl=ttl, embedder=embedder, text=text,
-            partition=partition, guard=guard, store=store, prices=prices, clock=clock,
+            partition=partition, guard=guard, store=shared, prices=prices, clock=clock,
+            name=None if shared is None else f"{func.__module__}.{func.__qualname__}",
         )
         return cache.wrap(func)
 
