@@ -644,7 +644,8 @@ class SemanticCache(Layer):
                     rejected += 1
                     continue
                 part, norm, text, value, vector, stream = entry
-                self._keep(part, norm, text, value, vector, stream, now + record.ttl if record.ttl is not None else math.inf)
+                expires = math.inf if record.ttl is None else now + record.ttl
+                self._keep(part, norm, text, value, vector, stream, expires)
                 added += 1
             with self._lock:
                 self._store_pulled += added
@@ -830,7 +831,8 @@ class SemanticCache(Layer):
         price is that an entry replaced or cleared elsewhere may still be
         served here until this process's next miss (or its TTL).
         """
-        if self._shared is not None and self._pull()[0]:
+        if self._shared is not None:
+            self._pull()  # or wait for another thread's pull: either way, look again
             entry = self.lookup_exact(part, norm)
             if entry is not None:
                 return entry, None

@@ -80,7 +80,9 @@ class RedisStore:
         if isinstance(connection, str):
             if not connection.startswith(_SCHEMES):
                 # The value itself is not shown: a URL may carry a password.
-                raise ValueError("store must be a redis://, rediss:// or unix:// URL, a redis.Redis client or a RedisStore")
+                raise ValueError(
+                    "store must be a redis://, rediss:// or unix:// URL, a redis.Redis client or a RedisStore"
+                )
             from redis.backoff import NoBackoff
             from redis.retry import Retry
 

@@ -22,6 +22,7 @@ import sys
 import textwrap
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,19 @@ def test_sync_pulls_everything_at_once(prefix):
     assert len(b) == 300 and b.sync() == 0
 
 
+def test_concurrent_misses_in_threads_share_every_answer(prefix):
+    a, b = pair(prefix)
+    ask_a, calls_a = counting(a)
+    ask_b, calls_b = counting(b)
+    questions = [("question", i) for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda q: ask_a(q[0], number=q[1]), questions))
+        answers = list(pool.map(lambda q: ask_b(q[0], number=q[1]), questions))
+    assert len(calls_a) == 40 and calls_b == []
+    assert b.stats()["exact_hits"] == 40
+    assert answers == [{"text": "answer to question", "usage": {"input_tokens": 10, "output_tokens": 20}}] * 40
+
+
 def test_async_functions_share_too(prefix):
     a, b = pair(prefix)
     calls: list[str] = []
@@ -215,7 +229,9 @@ def test_redis_holds_the_entry_with_its_ttl_and_no_argument(prefix, client):
     fields = client.hgetall(record)
     assert sorted(fields) == [b"n", b"p", b"r", b"s", b"t", b"v", b"x"]
     assert fields[b"n"] == b"who wrote hamlet" and fields[b"t"] == b"Who wrote Hamlet?" and fields[b"s"] == b"0"
-    assert json.loads(fields[b"r"]) == {"text": "answer to Who wrote Hamlet?", "usage": {"input_tokens": 10, "output_tokens": 20}}
+    assert json.loads(fields[b"r"]) == {
+        "text": "answer to Who wrote Hamlet?", "usage": {"input_tokens": 10, "output_tokens": 20}
+    }
     assert len(fields[b"x"]) == 64 * 4 and len(fields[b"p"]) == 24
     assert 59_000 < client.pttl(record) <= 60_000
     everything = b"".join(k + b"".join(client.hgetall(k).values()) if client.type(k) == b"hash" else k
