@@ -5,7 +5,14 @@ Two labelled sets of (a, b) pairs, where a stands for the cached question and b 
 (a) ``../shared/data/qqp_pairs_4k.jsonl``: 2,000 paraphrase and 2,000 non-paraphrase
     Quora question pairs (GPTCache's benchmark sample; read in place, never copied);
 (b) ``bench/data/adversarial_pairs.tsv``: our own LLM-style prompts, paraphrases and
-    near misses (numbers, negation, opposite terms, order, entities, qualifiers).
+    near misses (numbers, negation, opposite terms, order, entities, qualifiers); the
+    development set the guard was written against;
+(c) ``bench/data/adversarial_heldout.tsv``: a second such set (176 pairs), written before
+    the guard's revision for issue #6 and never used to tune it.
+
+QQP is split deterministically with its labels balanced: in file order, the first 1,000
+paraphrases and the first 1,000 non-paraphrases are the development half (rules and the
+default threshold were tuned on it), the other 2,000 pairs the held-out half.
 
 A pair is a *hit* when cosine(a, b) >= threshold and, with the guard, the guard
 approves b against a. Precision = paraphrase hits / all hits; recall = paraphrase
@@ -40,8 +47,9 @@ from resilient.semantic_cache import DEFAULT_THRESHOLD  # noqa: E402
 HERE = Path(__file__).resolve().parent
 QQP = HERE.parent.parent / "shared" / "data" / "qqp_pairs_4k.jsonl"
 ADVERSARIAL = HERE / "data" / "adversarial_pairs.tsv"
+HELDOUT = HERE / "data" / "adversarial_heldout.tsv"
 SECTION = "## Semantic cache quality (bench/semantic_quality.py)"
-THRESHOLDS = [0.70, 0.75, 0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90, 0.92, 0.95]
+THRESHOLDS = [0.70, 0.75, 0.80, 0.82, 0.83, 0.84, 0.85, 0.86, 0.88, 0.90, 0.92, 0.95]
 
 
 def load_qqp(path: Path = QQP) -> list[tuple[str, str, str]]:
@@ -57,6 +65,17 @@ def load_adversarial(path: Path = ADVERSARIAL) -> list[tuple[str, str, str]]:
         kind, a, b = line.split("\t")
         pairs.append((a, b, kind))
     return pairs
+
+
+def qqp_dev_half(pairs: list[tuple[str, str, str]]) -> np.ndarray:
+    """True for the development half: the first half of each label, in file order."""
+    quota = {k: sum(1 for _, _, x in pairs if x == k) // 2 for k in ("paraphrase", "different")}
+    seen = {"paraphrase": 0, "different": 0}
+    dev = []
+    for _, _, kind in pairs:
+        dev.append(seen[kind] < quota[kind])
+        seen[kind] += 1
+    return np.array(dev)
 
 
 def similarities(pairs: list[tuple[str, str, str]], cache_dir: Path | None) -> tuple[np.ndarray, float]:
@@ -132,25 +151,27 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="keep embeddings in this folder between runs")
     args = parser.parse_args()
 
-    qqp, adversarial = load_qqp(), load_adversarial()
+    qqp = load_qqp()
     qqp_sims, per_text = similarities(qqp, args.cache)
-    adv_sims, _ = similarities(adversarial, args.cache)
     qqp_reasons, guard_cost = verdicts(qqp)
-    adv_reasons, _ = verdicts(adversarial)
-
     qqp_pos = np.array([k == "paraphrase" for _, _, k in qqp])
-    adv_pos = np.array([k == "paraphrase" for _, _, k in adversarial])
     qqp_ok = np.array([r is None for r in qqp_reasons])
-    adv_ok = np.array([r is None for r in adv_reasons])
+    dev = qqp_dev_half(qqp)
 
     t = DEFAULT_THRESHOLD
-    a = scores(qqp_sims, qqp_pos, qqp_ok, t)
-    b = scores(adv_sims, adv_pos, adv_ok, t)
-    held = np.arange(len(qqp)) >= len(qqp) // 2
-    a_dev = scores(qqp_sims[~held], qqp_pos[~held], qqp_ok[~held], t)
-    a_held = scores(qqp_sims[held], qqp_pos[held], qqp_ok[held], t)
-    a_target = a["precision"] >= 0.90 and a["recall"] >= 0.50
-    b_target = b["false_hits"] <= 0.10 and b["recall"] >= 0.80
+    parts = {"development half": dev, "held-out half": ~dev, "whole set": np.ones_like(dev)}
+    qqp_scores = {name: scores(qqp_sims[m], qqp_pos[m], qqp_ok[m], t) for name, m in parts.items()}
+    adv = {}
+    for label, path in (("development", ADVERSARIAL), ("held-out", HELDOUT)):
+        pairs = load_adversarial(path)
+        sims, _ = similarities(pairs, args.cache)
+        reasons, _ = verdicts(pairs)
+        pos = np.array([k == "paraphrase" for _, _, k in pairs])
+        ok = np.array([r is None for r in reasons])
+        adv[label] = (path, pairs, sims, pos, ok, scores(sims, pos, ok, t))
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
 
     lines = [
         SECTION,
@@ -158,44 +179,88 @@ def main() -> int:
         f"MiniLM (all-MiniLM-L6-v2) cosine, Python {platform.python_version()}, default threshold {t:.2f}, "
         f"guard = `NearMissGuard`. "
         + (f"Embedding: {per_text * 1e3:.2f} ms per text in batches; " if per_text else "")
-        + f"guard: {guard_cost * 1e6:.0f} µs per pair.",
+        + f"guard: {guard_cost * 1e6:.0f} µs per pair (2 shared cores, other jobs running).",
+        "",
+        "QQP split (deterministic, label-balanced): in file order, the first 1,000 paraphrases and the first "
+        "1,000 non-paraphrases form the development half; the remaining 2,000 pairs are held out. The adversarial "
+        "development set is bench/data/adversarial_pairs.tsv; bench/data/adversarial_heldout.tsv was written "
+        "before the guard's revision and not used to tune it.",
         "",
         f"**At the defaults** (threshold {t:.2f}, guard on):",
-        f"- (a) QQP, 4,000 pairs: precision **{a['precision']:.3f}**, recall **{a['recall']:.3f}**, "
-        f"false-hit rate {a['false_hits']:.3f} (target: precision >= 0.90 with recall >= 0.50: "
-        f"**{'met' if a_target else 'NOT met'}**). First half {a_dev['precision']:.3f} / {a_dev['recall']:.3f}, "
-        f"second half {a_held['precision']:.3f} / {a_held['recall']:.3f}.",
-        f"- (b) adversarial, {len(adversarial)} pairs ({int(adv_pos.sum())} paraphrases, {int((~adv_pos).sum())} near misses): "
-        f"near misses served **{b['false_hits']:.1%}**, paraphrases hit **{b['recall']:.1%}** "
-        f"(target: <= 10% and >= 80%: **{'met' if b_target else 'NOT met'}**).",
         "",
-        "Honesty note: the guard's rules were written for the near-miss kinds of the issue and then revised while "
-        "looking at its mistakes on set (b) and on QQP, so (b) is a development set and its numbers are optimistic. "
-        "No threshold reaches the QQP target, with or without the guard: many QQP non-paraphrases differ by one "
-        "detail the guard cannot judge, and the guard also vetoes real paraphrases that add or drop a word "
-        "(entity and qualifier rules). The default (0.80) was chosen as the highest-recall threshold on (b) "
-        "with no near miss served.",
+        "| set | pairs | precision | recall | false-hit rate | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in parts.items():
+        sc = qqp_scores[name]
+        lines.append(
+            f"| QQP {name} | {int(m.sum())} | {sc['precision']:.3f} | {sc['recall']:.3f} | {sc['false_hits']:.3f} "
+            f"| precision >= 0.90, recall >= 0.50 | **{met(sc['precision'] >= 0.90 and sc['recall'] >= 0.50)}** |"
+        )
+    for label, (_, pairs, _, pos, _, sc) in adv.items():
+        lines.append(
+            f"| adversarial {label} | {len(pairs)} ({int(pos.sum())} paraphrases) | {sc['precision']:.3f} "
+            f"| {sc['recall']:.3f} | {sc['false_hits']:.3f} | near misses served <= 10%, paraphrases hit >= 80% "
+            f"| **{met(sc['false_hits'] <= 0.10 and sc['recall'] >= 0.80)}** |"
+        )
+    lines += [
         "",
-        "### (a) Quora question pairs",
+        *NOTES,
+        "",
+        "### (a) Quora question pairs, development half",
+        "",
+        *table(qqp_sims[dev], qqp_pos[dev], qqp_ok[dev]),
+        "",
+        "### (a) Quora question pairs, held-out half",
+        "",
+        *table(qqp_sims[~dev], qqp_pos[~dev], qqp_ok[~dev]),
+        "",
+        "### (a) Quora question pairs, whole set",
         "",
         *table(qqp_sims, qqp_pos, qqp_ok),
         "",
         "Guard verdicts on QQP pairs at or above the default threshold (reason: paraphrases / non-paraphrases vetoed):",
         "",
         *_reason_lines(qqp_reasons, qqp_pos, qqp_sims >= t),
-        "",
-        "### (b) Adversarial LLM prompts (bench/data/adversarial_pairs.tsv)",
-        "",
-        *table(adv_sims, adv_pos, adv_ok),
-        "",
-        *by_kind(adversarial, adv_sims, adv_ok),
-        "",
     ]
+    for label, (path, pairs, sims, pos, ok, _) in adv.items():
+        lines += [
+            "",
+            f"### Adversarial LLM prompts, {label} set ({path.relative_to(HERE.parent)})",
+            "",
+            *table(sims, pos, ok),
+            "",
+            *by_kind(pairs, sims, ok),
+        ]
+    lines.append("")
     body = "\n".join(lines)
     print(body)
     if args.write:
         write_section(HERE / "RESULTS.md", SECTION, body)
     return 0
+
+
+NOTES = [
+    "How the default was chosen: on the development data only, the highest threshold that keeps 5 points of "
+    "margin on the adversarial targets (paraphrases hit >= 85%, near misses served <= 5%) and QQP recall "
+    ">= 0.50 on the development half; a higher threshold is the only lever left for QQP precision.",
+    "",
+    "What is not met, and why: QQP precision >= 0.90 at recall >= 0.50 is out of reach with MiniLM. At "
+    "recall 0.50, plain cosine gives precision 0.84 (development half) / 0.89 (held-out half); a logistic "
+    "regression or gradient-boosted trees over cosine, a BERTScore-style token alignment from MiniLM's token "
+    "embeddings, content-word overlap and the guard's verdicts, fitted on one half, reached only 0.86-0.87 on "
+    "the other. Cosine adjusted by content-word Jaccard and a guard that tolerates additions above a higher "
+    "cosine were measured and dropped: neither moved that frontier. The guard's revision (one-sided additions "
+    "veto only on a bare topic, changed-vs-added numbers and names, acronyms, synonyms) bought QQP recall, "
+    "not precision. On the held-out adversarial set the defaults miss both targets: near misses served "
+    "above 10% (6 opposites the table does not know: strengths/weaknesses, speed up/slow down, rise/fall, "
+    "deepest/shallowest, for/against, zip/unzip; HTTP/HTTPS reversed; 4 adjectives added before a noun, which "
+    "the qualifier rule never sees) and paraphrases hit below 80% (mostly the higher threshold: plain cosine "
+    "reaches only 81% of them at 0.83). These were looked at only after the default was fixed, and were not "
+    "fixed, so that the set stays held out. For comparison, the guard before this revision at 0.80 scored "
+    "QQP 0.854 / 0.480 and, on the held-out adversarial set, 9% near misses served / 82% paraphrases hit "
+    "(both adversarial targets met, QQP recall target missed). The development-set numbers are optimistic.",
+]
 
 
 def _reason_lines(reasons: list[str | None], positive: np.ndarray, considered: np.ndarray) -> list[str]:

@@ -415,9 +415,8 @@ def test_paraphrase_is_a_semantic_hit(minilm):
         ("negation", "Which fruits can dogs eat?", "Which fruits can dogs not eat?"),
         ("opposite", "How do I enable two-factor authentication on GitHub?",
          "How do I disable two-factor authentication on GitHub?"),
-        ("entity", "Explain how to set up a Python virtual environment",
-         "Explain how to set up a Python virtual environment on Windows"),
-        ("qualifier", "Write a haiku about the ocean", "Write a haiku about the ocean at night"),
+        ("entity", "Best restaurants in Brooklyn.", "Best restaurants in Manhattan."),
+        ("qualifier", "What are good names for a cat?", "What are good names for a black cat?"),
     ],
 )
 def test_guard_vetoes_near_misses_that_plain_cosine_would_serve(minilm, kind, stored, query):
