@@ -22,6 +22,23 @@ newly arriving texts queue up, and the next caller to find the model free
 encodes everything queued in one batch (flat combining). Under load this turns
 many small encodes into a few larger ones, which the model runs far more
 cheaply per text.
+
+The encoding itself skips ``SentenceTransformer.encode`` when the model is
+the usual shape (a BERT encoder, mean pooling, optional normalisation, no
+prompt), as all-MiniLM-L6-v2 is. The texts go straight to the model's
+Hugging Face tokenizer with the arguments sentence-transformers uses (checked
+at load against the model's own ``preprocess`` on probe texts, else
+``preprocess`` is used); the encoder runs as a short sequence of torch
+operations on the model's own weights under ``torch.inference_mode``: query,
+key and value projections fused into one product, the linear layers on oneDNN
+with weights packed once at load (when torch has it and it agrees on a probe),
+no padding or mask for a single text; then masked mean pooling and L2
+normalisation in torch. That removes ``encode``'s per-call overhead (sorting,
+list handling, device moves, progress-bar checks) and the Hugging Face module
+plumbing: measured on 2 shared cores, a single-query encode went from about
+12-14 ms to 7-9 ms. The vectors are those of ``encode`` within float rounding
+(a test compares them on varied texts). Any other model shape goes through
+``encode`` unchanged.
 """
 
 from __future__ import annotations
@@ -93,6 +110,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        self._fast: _FastEncoder | None = None
         self._source: str | None = None
         self._load_lock = threading.Lock()
         self._queue_lock = threading.Condition()
@@ -120,6 +138,7 @@ class SentenceTransformerEmbedder:
                     model, source = _load_model(self.requested, self.device)
                     self._source = source
                     self.dimension = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
+                    self._fast = _FastEncoder.build(model, self.batch_size)
                     self._model = model
         return self._model
 
@@ -164,6 +183,8 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension or 0), dtype=np.float32)
+        if self._fast is not None:
+            return self._fast(list(texts))
         vectors = self._model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -172,6 +193,189 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class _FastEncoder:
+    """A sentence-transformers BERT model with mean pooling, run directly on torch ops.
+
+    Built only for the shape it reproduces exactly (see :meth:`build`); it
+    holds references to the model's weights (plus one fused QKV matrix per
+    layer), so it follows the loaded model and costs a few MB.
+    """
+
+    def __init__(self, model: Any, bert: Any, batch_size: int) -> None:
+        import torch
+
+        self._torch = torch
+        self._F = torch.nn.functional
+        self._preprocess = getattr(model, "preprocess", None) or model.tokenize
+        self._linear = torch.nn.functional.linear
+        self.batch_size = batch_size
+        config = bert.config
+        self.hidden = int(config.hidden_size)
+        self.heads = int(config.num_attention_heads)
+        self.eps = float(config.layer_norm_eps)
+        emb = bert.embeddings
+        self.word = emb.word_embeddings.weight.detach()
+        self.position = emb.position_embeddings.weight.detach()
+        self.token_type = emb.token_type_embeddings.weight.detach()
+        self.norm = (emb.LayerNorm.weight.detach(), emb.LayerNorm.bias.detach())
+        self.layers = []
+        for layer in bert.encoder.layer:
+            att = layer.attention.self
+            qkv_w = torch.cat([att.query.weight, att.key.weight, att.value.weight]).detach().contiguous()
+            qkv_b = torch.cat([att.query.bias, att.key.bias, att.value.bias]).detach().contiguous()
+            out, inter, down = layer.attention.output, layer.intermediate.dense, layer.output
+            self.layers.append((
+                qkv_w, qkv_b,
+                out.dense.weight.detach(), out.dense.bias.detach(),
+                out.LayerNorm.weight.detach(), out.LayerNorm.bias.detach(),
+                inter.weight.detach(), inter.bias.detach(),
+                down.dense.weight.detach(), down.dense.bias.detach(),
+                down.LayerNorm.weight.detach(), down.LayerNorm.bias.detach(),
+            ))
+
+    @classmethod
+    def build(cls, model: Any, batch_size: int) -> _FastEncoder | None:
+        """The fast encoder for ``model``, or ``None`` when it is not a shape this reproduces."""
+        try:
+            import torch
+
+            modules = list(model)
+            names = [type(m).__name__ for m in modules]
+            if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+                return None
+            bert = getattr(modules[0], "auto_model", None)
+            pooling = modules[1]
+            mean = getattr(pooling, "pooling_mode", None) == "mean" or (
+                getattr(pooling, "pooling_mode_mean_tokens", False)
+                and not any(getattr(pooling, f"pooling_mode_{m}", False)
+                            for m in ("cls_token", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens", "lasttoken"))
+            )
+            config = getattr(bert, "config", None)
+            if (
+                type(bert).__name__ != "BertModel"
+                or not mean
+                or config is None
+                or getattr(config, "position_embedding_type", "absolute") != "absolute"
+                or getattr(config, "hidden_act", None) != "gelu"
+                or getattr(config, "is_decoder", False)
+                or getattr(model, "default_prompt_name", None)
+                or next(bert.parameters()).dtype != torch.float32
+                or next(bert.parameters()).device.type != "cpu"
+            ):
+                return None
+            fast = cls(model, bert, batch_size)
+        except Exception:  # noqa: BLE001 - anything unexpected: the general path is always right
+            return None
+        fast._use_plain_tokenizer(modules[0])
+        fast._use_packed_weights()
+        return fast
+
+    def _use_plain_tokenizer(self, transformer: Any) -> None:
+        """Call the Hugging Face tokenizer directly (4x cheaper than ``preprocess``) if it gives the same ids."""
+        tokenizer = getattr(transformer, "tokenizer", None)
+        max_length = getattr(transformer, "max_seq_length", None)
+        if tokenizer is None or max_length is None or getattr(transformer, "do_lower_case", False):
+            return
+
+        def tokenize(texts: list[str]) -> Any:
+            return tokenizer(texts, padding=True, truncation="longest_first", max_length=max_length, return_tensors="pt")
+
+        probes = ["What is the capital of France?", "", "  Ünïcödé ✓ 東京 ", "word " * (2 * max_length)]
+        try:
+            mine, theirs = tokenize(probes), self._preprocess(probes)
+            same = all(
+                key in mine and mine[key].shape == theirs[key].shape and bool((mine[key] == theirs[key]).all())
+                for key in ("input_ids", "attention_mask", "token_type_ids") if key in theirs
+            )
+        except Exception:  # noqa: BLE001 - keep preprocess
+            return
+        if same:
+            self._preprocess = tokenize
+
+    def _use_packed_weights(self) -> None:
+        """Run the linear layers on oneDNN with the weights packed once, if torch has it and it agrees.
+
+        ``torch.ops.mkldnn._linear_pointwise`` with a weight from
+        ``_reorder_linear_weight`` is what torch.compile's CPU backend emits:
+        the weight is laid out for the kernel once instead of on every call
+        (measured: a single-query encode 20-25% faster). Costs a packed copy
+        of the encoder's matrices (about 40 MB for MiniLM). Checked against
+        the plain product on a probe, else the plain path stays.
+        """
+        torch = self._torch
+        try:
+            ops = torch.ops.mkldnn
+            if not torch.backends.mkldnn.is_available():
+                return
+            pointwise, reorder = ops._linear_pointwise, ops._reorder_linear_weight
+            packed = []
+            for layer in self.layers:
+                layer = list(layer)
+                for i in (0, 2, 6, 8):  # the four weight matrices of a layer
+                    layer[i] = reorder(layer[i])
+                packed.append(tuple(layer))
+
+            def linear(x: Any, weight: Any, bias: Any) -> Any:
+                return pointwise(x, weight, bias, "none", [], "")
+
+            ids = torch.tensor([[101, 7592, 2088, 1012, 102]])
+            with torch.inference_mode():
+                expected = self._pooled(ids, None, None)
+                plain_layers, plain_linear = self.layers, self._linear
+                self.layers, self._linear = packed, linear
+                try:
+                    got = self._pooled(ids, None, None)
+                finally:
+                    self.layers, self._linear = plain_layers, plain_linear
+            if not torch.allclose(got, expected, atol=1e-5, rtol=1e-5):
+                return
+        except Exception:  # noqa: BLE001 - no oneDNN, or a torch without these ops: the plain path
+            return
+        self.layers, self._linear = packed, linear
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if len(texts) <= self.batch_size:
+            return self._encode_batch(texts)
+        # Long lists: similar lengths together (less padding), as encode does; original order back.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.hidden), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            out[chunk] = self._encode_batch([texts[i] for i in chunk])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        torch, F = self._torch, self._F
+        features = self._preprocess(texts)
+        ids = features["input_ids"]
+        mask = features.get("attention_mask")
+        types = features.get("token_type_ids")
+        with torch.inference_mode():
+            vectors = F.normalize(self._pooled(ids, mask, types), p=2.0, dim=1)
+        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+
+    def _pooled(self, ids: Any, mask: Any, types: Any) -> Any:
+        """Mean of the last hidden states over the real (unmasked) tokens."""
+        F, linear = self._F, self._linear
+        batch, length = ids.shape
+        d, heads, eps = self.hidden, self.heads, self.eps
+        x = F.embedding(ids, self.word) + self.position[:length]
+        x = x + (self.token_type[0] if types is None else F.embedding(types, self.token_type))
+        x = F.layer_norm(x, (d,), *self.norm, eps)
+        padded = mask is not None and not bool(mask.all())
+        attn_mask = mask[:, None, None, :].bool() if padded else None
+        for qkv_w, qkv_b, o_w, o_b, ln1_w, ln1_b, i_w, i_b, d_w, d_b, ln2_w, ln2_b in self.layers:
+            qkv = linear(x, qkv_w, qkv_b).view(batch, length, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+            att = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)
+            att = att.transpose(1, 2).reshape(batch, length, d)
+            x = F.layer_norm(linear(att, o_w, o_b) + x, (d,), ln1_w, ln1_b, eps)
+            x = F.layer_norm(linear(F.gelu(linear(x, i_w, i_b)), d_w, d_b) + x, (d,), ln2_w, ln2_b, eps)
+        if not padded:
+            return x.mean(dim=1)
+        weights = mask.unsqueeze(-1).to(x.dtype)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
 class _Encoding:

@@ -7,8 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from resilient.embeddings import EmbeddingModelError, SentenceTransformerEmbedder, default_embedder, normalise_rows
-
+from resilient.embeddings import EmbeddingModelError, SentenceTransformerEmbedder, _FastEncoder, default_embedder, normalise_rows
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +23,39 @@ def test_default_embedder_gives_normalised_float32_rows(minilm):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     assert default_embedder() is minilm  # loaded once per process
+
+
+TEXTS = [
+    "What's the way to reverse a Python list?",
+    "",
+    "  spaced   out  ",
+    "Ünïcödé ✓ 東京 — émoji 🙂",
+    "word " * 400,  # longer than the model's 256 tokens: truncated
+    "How do MAGNETS work?",
+] + [f"question {i} " * (i % 7 + 1) for i in range(150)]  # more than one batch, mixed lengths
+
+
+def test_fast_path_gives_the_sentence_transformers_vectors(minilm):
+    assert minilm._fast is not None  # MiniLM is the shape the direct path reproduces
+    reference = minilm._model.encode(
+        TEXTS, batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
+    batch = minilm(TEXTS)  # padded batches, sorted by length, order restored
+    assert batch.shape == reference.shape and batch.dtype == np.float32 and batch.flags.c_contiguous
+    np.testing.assert_allclose(batch, reference, atol=1e-6)
+    for text in TEXTS[:6]:  # one at a time: no padding, no mask
+        np.testing.assert_allclose(minilm([text]), reference[TEXTS.index(text)][None, :], atol=1e-6)
+
+
+def test_other_model_shapes_use_encode():
+    class Pooling:
+        pooling_mode = "cls"
+
+    class Transformer:
+        auto_model = None
+
+    assert _FastEncoder.build([Transformer(), Pooling()], 64) is None
+    assert _FastEncoder.build(object(), 64) is None
 
 
 def test_concurrent_callers_are_encoded_together(minilm):
