@@ -49,6 +49,7 @@ from .request_ids import current_request_id, request_id
 from .retry_budget import RetryBudget
 from .secrets import fingerprint
 from .semantic_cache import SemanticCache, SemanticCachePolicy, semantic_cache
+from .stores import RedisStore, StoreUnavailable
 from .throttle import ThrottleGate
 
 __version__ = "0.1.0"
@@ -90,6 +91,7 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimitPolicy",
     "RateLimiter",
+    "RedisStore",
     "RequestQueue",
     "ResilientError",
     "RetryBudget",
@@ -97,6 +99,7 @@ __all__ = [
     "SemanticCachePolicy",
     "SentenceTransformerEmbedder",
     "ServerError",
+    "StoreUnavailable",
     "ThrottleGate",
     "backoff",
     "batched",
