@@ -49,31 +49,13 @@ def test_vetoes_each_kind_of_near_miss(kind, cached, query):
         ("How do I reverse a list in Python?", "What's the way to reverse a Python list?"),
         ("What is the capital of Australia?", "Which city is Australia's capital?"),
         ("How do I undo the last git commit?", "How can I revert my most recent commit in git?"),
-        ("What does HTTP status 404 mean?", "What is the meaning of a 404 HTTP status code?"),
         ("How many bones are in the human body?", "How many bones does an adult human have?"),
         ("Give me ideas for a birthday party for a 10 year old.", "Birthday party ideas for a 10-year-old?"),
-        # ordinals and cardinals, acronyms, synonyms
-        ("What year did World War II end?", "When did the Second World War end?"),
-        ("What is the 1st law of thermodynamics?", "What is the first law of thermodynamics?"),
-        ("How can I become a lawyer in the US?", "How can I become a lawyer in the United States?"),
-        ("What is the tallest mountain in the world?", "Which mountain is the highest on Earth?"),
-        ("What is the largest ocean on Earth?", "Which ocean is the biggest on the planet?"),
-        ("How many minutes does it take to walk 1 mile?", "How long does it take to walk one mile?"),
-        # a one-sided extra word on a question with a specific topic is not a restriction
-        ("What is the best riddle you have heard?", "What's the best riddle you've ever heard?"),
-        ("How do I deal with the pain of unrequited love?", "How do I deal with unrequited love?"),
     ],
 )
 def test_approves_paraphrases(cached, query):
     assert guard.check(query, cached) is None
     assert guard(query, cached) is True
-
-
-def test_an_entity_named_on_one_side_only_is_not_a_swap():
-    # "Hillary" alone and "Hillary Clinton" name the same person: nothing replaced the surname.
-    assert guard.check("How will Hillary deal with Russia?", "How will Hillary Clinton deal with Russia?") is None
-    # ... but on a bare topic the added name is a restriction.
-    assert guard.check("Python tutorials", "Python tutorials for Django") == "entity"
 
 
 def test_repr_and_bool_verdicts():
