@@ -245,9 +245,10 @@ def main() -> int:
         "help reliably with the kernels available on AVX2: torch's float16 mv takes 4.6 ms at best with both cores "
         "free but 8.1-8.5 ms on one core (its conversion is compute-bound), so it is slower whenever another job "
         "holds a core; bfloat16 6-9 ms; oneDNN-packed float32 no faster (12 ms, measured under load). FBGEMM int8 (torch's dynamic-quantised "
-        "linear) took 2.3 ms at best, but only through torch's deprecated eager-quantisation API, with a packed "
-        "matrix to rebuild as rows are added and evicted and an exact float32 re-score of every row within the "
-        "quantisation error bound of the best; not done. The search stays float32 column-major on torch's pool "
+        "linear) took 2.3 ms at best with one scale for the whole matrix, but 15 ms with the per-row scales an "
+        "exact re-score needs (a tight error bound per row), its packed matrix took 0.8 s to build for 100k rows "
+        "(rebuilt as rows are added and evicted), and torch 2.13 warns that its quantised tensors are deprecated "
+        "and will be removed; not adopted. The search stays float32 column-major on torch's pool "
         "(why torch, not numpy: a numpy product between two MiniLM encodings wakes OpenBLAS's thread pool, which "
         "spins against torch's OpenMP pool; that made the 10k lookup 20-24 ms).",
         "",
