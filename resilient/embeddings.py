@@ -209,7 +209,7 @@ class _FastEncoder:
         self._torch = torch
         self._F = torch.nn.functional
         self._preprocess = getattr(model, "preprocess", None) or model.tokenize
-        self._linear = torch.nn.functional.linear
+        self._linear: Callable[..., Any] = torch.nn.functional.linear
         self.batch_size = batch_size
         config = bert.config
         self.hidden = int(config.hidden_size)
@@ -220,7 +220,7 @@ class _FastEncoder:
         self.position = emb.position_embeddings.weight.detach()
         self.token_type = emb.token_type_embeddings.weight.detach()
         self.norm = (emb.LayerNorm.weight.detach(), emb.LayerNorm.bias.detach())
-        self.layers = []
+        self.layers: list[tuple[Any, ...]] = []
         for layer in bert.encoder.layer:
             att = layer.attention.self
             qkv_w = torch.cat([att.query.weight, att.key.weight, att.value.weight]).detach().contiguous()
@@ -245,7 +245,7 @@ class _FastEncoder:
             names = [type(m).__name__ for m in modules]
             if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
                 return None
-            bert = getattr(modules[0], "auto_model", None)
+            bert: Any = getattr(modules[0], "auto_model", None)
             pooling = modules[1]
             mean = getattr(pooling, "pooling_mode", None) == "mean" or (
                 getattr(pooling, "pooling_mode_mean_tokens", False)
@@ -312,10 +312,10 @@ class _FastEncoder:
             pointwise, reorder = ops._linear_pointwise, ops._reorder_linear_weight
             packed = []
             for layer in self.layers:
-                layer = list(layer)
+                weights = list(layer)
                 for i in (0, 2, 6, 8):  # the four weight matrices of a layer
-                    layer[i] = reorder(layer[i])
-                packed.append(tuple(layer))
+                    weights[i] = reorder(weights[i])
+                packed.append(tuple(weights))
 
             def linear(x: Any, weight: Any, bias: Any) -> Any:
                 return pointwise(x, weight, bias, "none", [], "")
