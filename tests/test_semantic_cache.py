@@ -10,7 +10,6 @@ vectors mean and must stay fast.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 
@@ -21,25 +20,7 @@ from resilient.clock import FakeClock
 from resilient.embeddings import default_embedder
 from resilient.layer import describe
 from resilient.semantic_cache import SemanticCache, default_partition, default_text, semantic_cache
-
-
-
-class WordsEmbedder:
-    """Deterministic bag-of-words vectors (for storage mechanics only, not meaning)."""
-
-    def __init__(self, dim: int = 64) -> None:
-        self.dim = dim
-        self.calls = 0
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().replace("?", " ").split():
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1
-        return out / norms
+from semantic_helpers import WordsEmbedder, counting
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +28,6 @@ def minilm():
     embedder = default_embedder()
     embedder.load()
     return embedder
-
-
-def counting(cache: SemanticCache):
-    calls: list[str] = []
-
-    @cache
-    def ask(prompt: str, **kwargs):
-        calls.append(prompt)
-        return {"text": f"answer to {prompt}", "usage": {"input_tokens": 10, "output_tokens": 20}}
-
-    return ask, calls
 
 
 def check_matrix(cache: SemanticCache) -> None:

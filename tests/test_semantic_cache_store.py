@@ -12,7 +12,6 @@ does not depend on what vectors mean.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import pickle
@@ -32,25 +31,10 @@ import redis
 from resilient.clock import FakeClock
 from resilient.semantic_cache import SemanticCache, semantic_cache
 from resilient.stores import RedisStore, StoreUnavailable
+from semantic_helpers import WordsEmbedder, counting
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class WordsEmbedder:
-    """Deterministic bag-of-words vectors (for sharing mechanics only, not meaning)."""
-
-    def __init__(self, dim: int = 64) -> None:
-        self.dim = dim
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().replace("?", " ").split():
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1
-        return out / norms
 
 
 @pytest.fixture
@@ -77,17 +61,6 @@ def pair(prefix: str, **kwargs):
     kwargs.setdefault("embedder", WordsEmbedder())
     kwargs.setdefault("guard", False)
     return tuple(SemanticCache(store=RedisStore(REDIS_URL, prefix=prefix), name="answers", **kwargs) for _ in "ab")
-
-
-def counting(cache: SemanticCache, label: str = ""):
-    calls: list[str] = []
-
-    @cache
-    def ask(prompt: str, **kwargs):
-        calls.append(prompt)
-        return {"text": f"answer{label} to {prompt}", "usage": {"input_tokens": 10, "output_tokens": 20}}
-
-    return ask, calls
 
 
 def free_port() -> int:
@@ -496,20 +469,14 @@ def test_a_client_decoding_responses_is_refused():
 
 
 CHILD = """
-import hashlib, json, sys
-import numpy as np
+import json, sys
+sys.path.insert(0, sys.argv[3])  # this tests folder, for the same embedder as the parent's
+from semantic_helpers import WordsEmbedder
 from resilient.semantic_cache import SemanticCache
 from resilient.stores import RedisStore
 
-def embed(texts):
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, text in enumerate(texts):
-        for word in text.lower().replace("?", " ").split():
-            out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
 calls = []
-cache = SemanticCache(store=RedisStore(sys.argv[1], prefix=sys.argv[2]), name="answers", embedder=embed, guard=False)
+cache = SemanticCache(store=RedisStore(sys.argv[1], prefix=sys.argv[2]), name="answers", embedder=WordsEmbedder(), guard=False)
 
 @cache
 def ask(prompt):
@@ -526,7 +493,7 @@ def test_a_second_process_shares_the_cache(prefix):
     a, _ = pair(prefix)
     ask_a, calls_a = counting(a, " from parent")
     ask_a("Who wrote Hamlet?")
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), REDIS_URL, prefix],
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(CHILD), REDIS_URL, prefix, str(Path(__file__).parent)],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     child = json.loads(done.stdout.splitlines()[-1])
