@@ -470,10 +470,11 @@ class SemanticCache(Layer):
         if not isinstance(text, str):
             raise TypeError(f"semantic_cache text= must return a str, got {type(text).__name__}")
         if policy.partition is not None:
+            # Hashed like the default partition, a str too: no partition value (a model
+            # name or worse) is ever written to a shared store as it is.
             raw = policy.partition(*args, **kwargs)
-            part = raw if isinstance(raw, str) else hashlib.blake2b(
-                json.dumps(_canonical(raw), sort_keys=True, default=repr).encode(), digest_size=12
-            ).hexdigest()
+            blob = raw if isinstance(raw, str) else json.dumps(_canonical(raw), sort_keys=True, default=repr)
+            part = hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
         else:
             part = default_partition(text, args, kwargs)
         return part, normalise(text), text
@@ -539,7 +540,6 @@ class SemanticCache(Layer):
         only (``store_unshareable`` in the stats): reading pickles from Redis
         would run the code of anyone able to write to it.
         """
-        part = _partition_key(part)
         ttl = self.policy.ttl
         if vector is not None and self._dim is None:
             self._learn_dim(len(vector))
@@ -751,7 +751,7 @@ class SemanticCache(Layer):
                     self.store(part, norm, row["text"], row["value"], vector, row["stream"])
                 finally:
                     self.policy.ttl = saved_ttl
-                stored = self._entries.get((_partition_key(part), norm))
+                stored = self._entries.get((part, norm))
                 if stored is not None:
                     stored.tokens = tuple(row["tokens"])
                     stored.expires = now + entry_ttl if entry_ttl else math.inf
@@ -825,10 +825,6 @@ class SemanticCache(Layer):
         build = {ASYNC: self._wrap_async, GEN: self._wrap_generator, ASYNC_GEN: self._wrap_async_generator}
         return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
 
-    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, str]:
-        part, norm, text = self.key_of(args, kwargs)
-        return _partition_key(part), norm, text
-
     def _after_exact_miss(self, part: str, norm: str, text: str) -> tuple[_Entry | None, np.ndarray | None]:
         """Pull what other processes stored (one round trip), look for the exact text again, else embed.
 
@@ -851,36 +847,34 @@ class SemanticCache(Layer):
     def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """(entry or None, partition, norm, text, vector or None, started) for a sync lookup."""
         started = time.perf_counter()
-        part, norm, text = self._key(args, kwargs)
+        part, norm, text = self.key_of(args, kwargs)
         entry, vector = self.lookup_exact(part, norm), None
         if entry is None:
             entry, vector = self._after_exact_miss(part, norm, text)
-        if vector is None:  # an exact hit, here or just pulled
-            self._record_lookup(started)
-            return entry, part, norm, text, None, started
-        entry = self.lookup_semantic(part, text, vector)
-        if entry is not None:
-            self._record_lookup(started)
-            return entry, part, norm, text, vector, started
-        self._record_miss(started)
-        return None, part, norm, text, vector, started
+        return self._semantic_step(entry, part, norm, text, vector, started)
 
     async def _find_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         started = time.perf_counter()
-        part, norm, text = self._key(args, kwargs)
+        part, norm, text = self.key_of(args, kwargs)
         entry, vector = self.lookup_exact(part, norm), None
         if entry is None:
             # The pull and the embedding block: off the event loop, in one hop.
             entry, vector = await asyncio.to_thread(self._after_exact_miss, part, norm, text)
+        return self._semantic_step(entry, part, norm, text, vector, started)
+
+    def _semantic_step(
+        self, entry: _Entry | None, part: str, norm: str, text: str, vector: np.ndarray | None, started: float
+    ) -> tuple[Any, ...]:
+        """The rest of a lookup once the exact step is done: (entry or None, part, norm, text, vector, started)."""
         if vector is None:  # an exact hit, here or just pulled
             self._record_lookup(started)
             return entry, part, norm, text, None, started
         entry = self.lookup_semantic(part, text, vector)
         if entry is not None:
             self._record_lookup(started)
-            return entry, part, norm, text, vector, started
-        self._record_miss(started)
-        return None, part, norm, text, vector, started
+        else:
+            self._record_miss(started)
+        return entry, part, norm, text, vector, started
 
     def _lead_or_follow(self, key: tuple[str, str]) -> tuple[_Flight | _Entry, bool]:
         """Join the flight computing ``key``, or start one (``True``): or the entry, if one landed meanwhile."""
@@ -1018,17 +1012,6 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 #: (or at once with sync()) instead of one lookup carrying the whole backlog.
 _PULL_BATCH = 256
 _RECORD_FORMAT = "1"
-_HASHED = re.compile(r"[0-9a-f]{24}")
-
-
-def _partition_key(part: str) -> str:
-    """``part`` as a hash: the default partitions already are; a str from ``partition=`` is hashed here.
-
-    So that no partition value (a model name or worse) is written to a shared store as is.
-    """
-    if not part or _HASHED.fullmatch(part):
-        return part
-    return hashlib.blake2b(part.encode(), digest_size=12).hexdigest()
 
 
 def _shared_log(store: Any, name: str | None) -> RecordLog | None:
