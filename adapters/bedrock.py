@@ -69,6 +69,7 @@ SERVICE = "bedrock"  # the signing name of bedrock-runtime
 DEFAULT_REGION = "us-east-1"
 KEY_ENV = ("AWS_BEARER_TOKEN_BEDROCK",)
 KEY_OPTIONAL = True  # without a Bedrock API key, requests are signed with AWS credentials
+BASE_URL_PARAM = "endpoint_url"  # what a client's base_url / the registry's api_base is called here
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL")
 
 ERRORS: dict[str, type[ProviderError]] = {
@@ -366,6 +367,5 @@ class Client(_client.Client):
         endpoint_url: str | None = None,
         **policy: Any,
     ) -> None:
-        defaults = _http.compact(region=region, endpoint_url=endpoint_url)
-        super().__init__(sys.modules[__name__], api_key=api_key, defaults=defaults, **policy)
-        self.base_url = endpoint_url
+        defaults = _http.compact(region=region)
+        super().__init__(sys.modules[__name__], api_key=api_key, base_url=endpoint_url, defaults=defaults, **policy)

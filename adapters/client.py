@@ -79,7 +79,9 @@ class Client:
     ) -> None:
         self.provider: str = module.PROVIDER
         self.base_url = base_url
-        self.defaults = {**({"base_url": base_url} if base_url else {}), **(defaults or {})}
+        # base_url goes to the adapter under its own name (Bedrock: endpoint_url).
+        base_param = getattr(module, "BASE_URL_PARAM", "base_url")
+        self.defaults = {**({base_param: base_url} if base_url else {}), **(defaults or {})}
         self.keys = _pool(module, api_key, strategy, clock)
         self.retry = Backoff(
             BackoffPolicy(max_retries=max_retries, initial_delay=initial_delay, factor=factor, max_delay=max_delay),

@@ -51,7 +51,6 @@ class ProviderType(NamedTuple):
     module: str
     style: str  # "openai_raw": answers OpenAI JSON already; "anthropic": chat_openai; "translated": result dict
     call: str = "chat"
-    base_param: str = "base_url"  # the adapter's keyword for ``api_base``
 
 
 #: type -> how it is invoked
@@ -61,7 +60,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
     "openai_compatible": ProviderType("openai_compatible", "openai_raw"),
     "ovms": ProviderType("ovms", "openai_raw"),
     "anthropic": ProviderType("anthropic", "anthropic"),
-    "bedrock": ProviderType("bedrock", "translated", base_param="endpoint_url"),
+    "bedrock": ProviderType("bedrock", "translated"),
     "gemini": ProviderType("gemini", "translated"),
     "ollama": ProviderType("ollama", "translated"),
     "hf_tgi": ProviderType("hf_tgi", "translated"),
@@ -107,8 +106,8 @@ class ModelConfig:
         kind = PROVIDER_TYPES[self.provider.type]
         module = _adapter(kind.module)
         connection = {**self.provider.options, "api_key": self.provider.api_key(), **options}
-        if self.provider.api_base:
-            connection[kind.base_param] = self.provider.api_base
+        if self.provider.api_base:  # under the adapter's name for it (Bedrock: endpoint_url)
+            connection[getattr(module, "BASE_URL_PARAM", "base_url")] = self.provider.api_base
         if kind.style == "anthropic":
             return module.chat_openai(merged, default_max_tokens=self.max_tokens, **connection)
         messages = merged.pop("messages")
