@@ -13,10 +13,12 @@ A call is looked up in three steps:
    trailing punctuation dropped): one dict lookup, no embedding.
 3. **Semantic match.** The text is embedded (MiniLM by default, see
    :mod:`resilient.embeddings`) and compared with every entry of its partition
-   at once: the partition's vectors are rows of one preallocated float32 matrix
-   (grown by doubling), so the cosine similarities are a single matrix-vector
-   product. The best row is a hit when its similarity reaches ``threshold``
-   *and* the guard approves it.
+   at once: the partition's vectors are rows of a preallocated float32 matrix
+   (grown by doubling), so the cosine similarities are a matrix-vector product
+   (:mod:`resilient.vector_index`; from 16k rows it scans a quarter of the
+   coordinates and re-scores exactly the rows that can still reach the
+   threshold). The best row is a hit when its similarity reaches
+   ``threshold`` *and* the guard approves it.
 
 Why a guard: MiniLM scores "convert Celsius to Fahrenheit" against
 "convert Fahrenheit to Celsius" at 0.98, above most true paraphrases, and does
@@ -47,7 +49,6 @@ import logging
 import math
 import pickle
 import re
-import sys
 import threading
 import time
 from collections import deque
@@ -64,6 +65,7 @@ from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
 from .near_miss import NearMissGuard
 from .policy import Policy, optional, positive_float, positive_int
 from .stores import RecordLog, RedisStore, StoreUnavailable
+from .vector_index import VectorIndex
 
 __all__ = ["semantic_cache", "SemanticCache", "SemanticCachePolicy", "default_text", "DEFAULT_THRESHOLD"]
 
@@ -277,73 +279,6 @@ class _Entry:
         self.tokens = tokens
 
 
-class _Partition:
-    """One partition's vectors: rows of a preallocated matrix, grown by doubling.
-
-    The matrix is stored column-major (``order="F"``): each dimension's values
-    for all rows are contiguous, so the similarity product reads memory
-    sequentially in both numpy's and torch's kernels (measured at 100k rows:
-    torch 11 ms row-major, 5 ms column-major).
-    """
-
-    __slots__ = ("matrix", "entries", "count")
-
-    def __init__(self, dim: int, capacity: int = 16) -> None:
-        self.matrix = np.zeros((capacity, dim), dtype=np.float32, order="F")
-        self.entries: list[_Entry] = []
-        self.count = 0
-
-    def add(self, entry: _Entry, vector: np.ndarray) -> None:
-        if self.count == len(self.matrix):
-            grown = np.zeros((2 * len(self.matrix), self.matrix.shape[1]), dtype=np.float32, order="F")
-            grown[: self.count] = self.matrix[: self.count]
-            self.matrix = grown
-        self.matrix[self.count] = vector
-        entry.row = self.count
-        self.entries.append(entry)
-        self.count += 1
-
-    def remove(self, entry: _Entry) -> None:
-        """Move the last row into the freed one, so live rows stay contiguous."""
-        row, last = entry.row, self.count - 1
-        if row < 0:
-            return
-        if row != last:
-            moved = self.entries[last]
-            self.matrix[row] = self.matrix[last]
-            self.entries[row] = moved
-            moved.row = row
-        self.entries.pop()
-        self.count = last
-        entry.row = -1
-
-    def best(self, query: np.ndarray) -> tuple[float, _Entry | None]:
-        if self.count == 0:
-            return -2.0, None
-        score, row = _best_row(self.matrix[: self.count], query)
-        return score, self.entries[row]
-
-
-def _best_row(matrix: np.ndarray, query: np.ndarray) -> tuple[float, int]:
-    """The highest cosine (rows and query are L2-normalised) and its row.
-
-    When torch is loaded (the default embedder runs on it), the product runs
-    on torch's thread pool too: a numpy product in between wakes OpenBLAS's
-    own threads, and on a small machine the two pools spin against each other
-    (measured on 2 cores at 10k entries: lookup median 20 ms with numpy, under
-    10 ms this way). Without torch, numpy does it. The arrays are shared, not
-    copied.
-    """
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        sims = torch.from_numpy(matrix) @ torch.from_numpy(query)
-        row = int(torch.argmax(sims))
-        return float(sims[row]), row
-    scores = matrix @ query
-    row = int(np.argmax(scores))
-    return float(scores[row]), row
-
-
 class _Entries(cachetools.TLRUCache):
     """The LRU-within-TTL store; tells the cache about every entry it drops."""
 
@@ -437,7 +372,7 @@ class SemanticCache(Layer):
         self._embedder: Callable[[list[str]], np.ndarray] | None = embedder if callable(embedder) else None
         self._lock = threading.RLock()
         self._entries = _Entries(max_size, self._now, self._dropped)
-        self._partitions: dict[str, _Partition] = {}
+        self._partitions: dict[str, VectorIndex[_Entry]] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._pulling = threading.Lock()  # one pull at a time; others wait for it rather than repeat it
         self._dim: int | None = None  # of this process's embedder, once known
@@ -508,9 +443,10 @@ class SemanticCache(Layer):
             partition = self._partitions.get(part)
             if partition is None:
                 return None
-            similarity, entry = partition.best(vector)
-        if entry is None or similarity < policy.threshold:
+            found = partition.best(vector, policy.threshold)
+        if found is None:
             return None
+        entry = found[1]
         guard = policy.guard
         if guard is not None:
             verdict = guard.check(text, entry.text) if isinstance(guard, NearMissGuard) else (
@@ -571,7 +507,7 @@ class SemanticCache(Layer):
             if vector is not None and entry.key in entries:
                 partition = self._partitions.get(part)
                 if partition is None:
-                    partition = self._partitions[part] = _Partition(len(vector))
+                    partition = self._partitions[part] = VectorIndex(len(vector))
                 partition.add(entry, vector)
 
     def _dropped(self, entry: _Entry, why: str) -> None:
@@ -688,7 +624,7 @@ class SemanticCache(Layer):
         dim = self._dim
         if dim is None:
             partition = self._partitions.get(part)
-            dim = len(vector) if partition is None else partition.matrix.shape[1]
+            dim = len(vector) if partition is None else partition.dim
         return len(vector) == dim
 
     def _store_failed(self, exc: StoreUnavailable) -> None:
@@ -702,7 +638,7 @@ class SemanticCache(Layer):
             if self._dim is not None:
                 return
             self._dim = dim
-            foreign = [e for p in self._partitions.values() if p.matrix.shape[1] != dim for e in p.entries]
+            foreign = [e for p in self._partitions.values() if p.dim != dim for e in p.items]
             for entry in foreign:
                 del self._entries[entry.key]
                 self._dropped(entry, "foreign")

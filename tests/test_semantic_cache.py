@@ -37,8 +37,8 @@ def check_matrix(cache: SemanticCache) -> None:
     assert rows == len(entries)
     for entry in entries:
         partition = cache._partitions[entry.key[0]]
-        assert partition.entries[entry.row] is entry
-        np.testing.assert_array_equal(partition.matrix[entry.row], entry.vector)
+        assert partition.items[entry.row] is entry
+        np.testing.assert_array_equal(partition.vector(entry.row), entry.vector)
 
 
 # --------------------------------------------------------------------------- keys
