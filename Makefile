@@ -11,3 +11,6 @@ test:
 bench:
 	scripts/setup.sh test
 	.venv/bin/python bench/overhead.py --write
+	.venv/bin/python bench/priority.py --write
+	.venv/bin/python bench/cache_speed.py --write
+	.venv/bin/python bench/semantic_quality.py --write
