@@ -38,7 +38,7 @@ def check_matrix(cache: SemanticCache) -> None:
     for entry in entries:
         partition = cache._partitions[entry.key[0]]
         assert partition.items[entry.row] is entry
-        np.testing.assert_array_equal(partition.vector(entry.row), entry.vector)
+        np.testing.assert_allclose(partition.vector(entry.row), entry.vector, atol=1e-5 if partition.pruning else 0)
 
 
 # --------------------------------------------------------------------------- keys
@@ -168,6 +168,40 @@ def test_lru_eviction_keeps_the_matrix_consistent():
             clock.advance(30)
         check_matrix(cache)
     assert len(cache) <= 3
+
+
+def test_a_partition_past_16k_entries_prunes_its_search_and_still_finds_every_hit():
+    """From PRUNE_FROM rows a partition's search is pruned; answers, thresholds and evictions work as before."""
+    from resilient.vector_index import PRUNE_FROM
+
+    rng = np.random.default_rng(11)
+    n = PRUNE_FROM + 500
+    scale = 1.0 / np.arange(1, 33) ** 0.7  # anisotropic, like sentence embeddings
+    vectors = (rng.standard_normal((n, 32)) * scale).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cache = SemanticCache(embedder=WordsEmbedder(), max_size=n, ttl=None, threshold=0.97, guard=False)
+    for i in range(n):
+        cache.store("p", f"q{i}", f"q{i}", f"answer {i}", vectors[i], stream=False)
+    assert cache._partitions["p"].pruning
+    for i in rng.choice(n, 50, replace=False):
+        near = vectors[i] + 0.01 * rng.standard_normal(32).astype(np.float32)
+        near /= np.linalg.norm(near)
+        expected = int(np.argmax(vectors @ near))
+        entry = cache.lookup_semantic("p", "a paraphrase", near)
+        assert entry is not None and entry.value == f"answer {expected}"
+    query = vectors[0] + 0.03 * rng.standard_normal(32).astype(np.float32)
+    query /= np.linalg.norm(query)
+    best = float(np.max(vectors @ query))
+    assert 0.97 <= best < 0.999
+    cache.policy.threshold = 0.999  # the policy's threshold is the search's floor, read at each lookup
+    assert cache.lookup_semantic("p", "close, not enough", query) is None
+    cache.policy.threshold = 0.97
+    assert cache.lookup_semantic("p", "close enough", query).value == f"answer {int(np.argmax(vectors @ query))}"
+    cache.policy.max_size = n - 300  # evictions move rows in the rotated matrix
+    cache.store("p", "one more", "one more", "x", vectors[1], stream=False)
+    check_matrix(cache)
+    found = cache.lookup_semantic("p", "again", vectors[n - 1])
+    assert found is not None and found.value == f"answer {n - 1}"
 
 
 def test_lowering_max_size_at_runtime_evicts():
