@@ -29,6 +29,15 @@ and returns one. Per-key limits skip a key rather than send to it:
 :class:`~resilient.ratelimit.RateLimiter` per key (tokens are counted after
 the answer, from its ``usage``).
 
+When every usable key has ``max_concurrent_per_key`` calls in flight, a call
+waits for one of them to finish, like a connection pool (a thread blocks, a
+task awaits), up to ``max_wait`` seconds (default 60; ``0`` refuses at once,
+``None`` waits as long as it takes); past that,
+:class:`~resilient.errors.RateLimitError`. Waiting has no fixed order: every
+finished call wakes the waiters and one of them takes the slot. A key that
+starts cooling or is disabled meanwhile wakes them too, and they get the
+error that describes the pool now.
+
 Keys never leave the pool except as the keyword argument: stats, logs, reprs
 and errors show a name (the environment variable, the dict key) or a
 masked fingerprint (``sk-…a1b2``).
@@ -41,6 +50,7 @@ prebuilt clients have one stack for both.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -65,6 +75,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 STRATEGIES = ("round-robin", "least-loaded", "weighted", "usage")
 _NO_KEY = "no-key"  # the one endpoint of a keyless pool, as stats name it
 _USAGE_WINDOW = 60.0  # seconds of token usage the "usage" strategy compares
+_POLL = 0.001  # seconds between clock reads of a timed wait under a non-system clock (as in resilient.queue)
 
 
 def _strategy(name: str, value: Any) -> Any:
@@ -92,6 +103,7 @@ class MultiplexPolicy(Policy):
         "strategy": ("round-robin", _strategy),
         "param": ("api_key", _identifier),
         "max_concurrent_per_key": (None, optional(positive_int)),
+        "max_wait": (60.0, optional(non_negative_float)),
         "cooldown": (30.0, non_negative_float),
         "usage": (None, _callable_or_none),
     }
@@ -99,6 +111,7 @@ class MultiplexPolicy(Policy):
     strategy: Any
     param: str
     max_concurrent_per_key: int | None
+    max_wait: float | None
     cooldown: float
     usage: Callable[[Any], Any] | None
 
@@ -177,6 +190,7 @@ class KeyPool(Layer):
         strategy: Any = "round-robin",
         param: str = "api_key",
         max_concurrent_per_key: int | None = None,
+        max_wait: float | None = 60.0,
         limits: Mapping[str, float] | None = None,
         cooldown: float = 30.0,
         usage: Callable[[Any], Any] | None = None,
@@ -186,8 +200,9 @@ class KeyPool(Layer):
         keyless: bool = False,
     ) -> None:
         self.policy = MultiplexPolicy(
-            strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, cooldown=cooldown, usage=usage
-        )
+            strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, max_wait=max_wait,
+            cooldown=cooldown, usage=usage,
+        )  # fmt: skip
         unknown = set(limits or ()) - {"rpm", "tpm"}
         if unknown:
             raise ValueError(f"limits takes 'rpm' and 'tpm', got {', '.join(sorted(unknown))}")
@@ -195,6 +210,9 @@ class KeyPool(Layer):
         self.name = name or (env or f"keys-{id(self):x}")
         self._clock = clock
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a key's slot was given back (threads wait on it)
+        self._waiters = 0  # threads waiting on _freed
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._keys: list[PoolKey] = []
         self._cursor = 0
         self.keyless = keyless
@@ -237,6 +255,7 @@ class KeyPool(Layer):
             while entry.name in names:
                 entry.name, n = f"{base}#{n}", n + 1
             self._keys = [*self._keys, entry]
+            self._wake_waiters()
         return entry.name
 
     def remove_key(self, key_or_name: str) -> None:
@@ -258,30 +277,113 @@ class KeyPool(Layer):
         """Take a usable key (not disabled, not cooling, under its limits, not in ``tried``), or raise.
 
         Raises :class:`RateLimitError` with the shortest wait when keys exist
-        but are cooling or at their limits, :class:`NoKeyAvailableError` when
-        every key is disabled, and re-raises ``last`` when every usable key was
-        already tried in this call.
+        but are cooling or at their rate limits, :class:`NoKeyAvailableError`
+        when every key is disabled, and re-raises ``last`` when every usable
+        key was already tried in this call. When every usable key is at
+        ``max_concurrent_per_key``, blocks until one is given back (up to
+        ``max_wait``).
+        """
+        with self._lock:
+            key = self._take(tried, last)
+            return key if key is not None else self._wait_for_slot(tried, last)
+
+    async def acheckout(
+        self, tried: set[PoolKey] | frozenset[PoolKey] = frozenset(), last: BaseException | None = None
+    ) -> PoolKey:
+        """:meth:`checkout` for a task: waits for a slot without blocking its event loop."""
+        with self._lock:
+            key = self._take(tried, last)
+        return key if key is not None else await self._await_slot(tried, last)
+
+    def _take(self, tried: set[PoolKey] | frozenset[PoolKey], last: BaseException | None) -> PoolKey | None:
+        """A key now, or ``None`` when every usable key is at its concurrency cap and the caller may wait.
+
+        Raises in every other case; called with the lock held.
         """
         policy = self.policy
         cap = policy.max_concurrent_per_key
-        with self._lock:
-            now = _clock.resolve(self._clock).monotonic()
-            candidates = [
-                k for k in self._keys
-                if k.disabled is None and k.cooling_until <= now and k not in tried and (cap is None or k.in_flight < cap)
-            ]  # fmt: skip
-            waits = []
-            while candidates:
-                key = self._choose(candidates, now)
-                wait = self._limit_wait(key)
-                if not wait:
-                    key.in_flight += 1
-                    key.requests += 1
-                    self._attempts += 1
+        now = _clock.resolve(self._clock).monotonic()
+        candidates = [
+            k for k in self._keys
+            if k.disabled is None and k.cooling_until <= now and k not in tried and (cap is None or k.in_flight < cap)
+        ]  # fmt: skip
+        waits = []
+        while candidates:
+            key = self._choose(candidates, now)
+            wait = self._limit_wait(key)
+            if not wait:
+                key.in_flight += 1
+                key.requests += 1
+                self._attempts += 1
+                return key
+            waits.append(wait)
+            candidates.remove(key)
+        error = self._none_usable(now, waits, tried, last)
+        if error is None:
+            if policy.max_wait != 0:
+                return None
+            error = self._all_busy()
+        if error is not last:
+            self._exhausted += 1
+        raise error
+
+    def _wait_for_slot(self, tried: set[PoolKey] | frozenset[PoolKey], last: BaseException | None) -> PoolKey:
+        """Block (lock held) until :meth:`_take` gives a key or ``max_wait`` passes."""
+        clock = _clock.resolve(self._clock)
+        max_wait = self.policy.max_wait
+        deadline = None if max_wait is None else clock.monotonic() + max_wait
+        self._waiters += 1
+        try:
+            while True:
+                if deadline is None:
+                    self._freed.wait()
+                else:
+                    remaining = deadline - clock.monotonic()
+                    if remaining <= 0:
+                        self._exhausted += 1
+                        raise self._all_busy()
+                    self._freed.wait(remaining if isinstance(clock, _clock.SystemClock) else min(remaining, _POLL))
+                key = self._take(tried, last)
+                if key is not None:
                     return key
-                waits.append(wait)
-                candidates.remove(key)
-            raise self._none_usable(now, waits, tried, last)
+        finally:
+            self._waiters -= 1
+
+    async def _await_slot(self, tried: set[PoolKey] | frozenset[PoolKey], last: BaseException | None) -> PoolKey:
+        """Await, on the running loop, until :meth:`_take` gives a key or ``max_wait`` passes."""
+        clock = _clock.resolve(self._clock)
+        max_wait = self.policy.max_wait
+        deadline = None if max_wait is None else clock.monotonic() + max_wait
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = None if deadline is None else deadline - clock.monotonic()
+            if remaining is not None and remaining <= 0:
+                with self._lock:
+                    self._exhausted += 1
+                raise self._all_busy()
+            future: asyncio.Future[None] = loop.create_future()
+            waiter = (loop, future)
+            with self._lock:
+                key = self._take(tried, last)
+                if key is not None:
+                    return key
+                self._async_waiters.append(waiter)
+            try:
+                poll = remaining if remaining is None or isinstance(clock, _clock.SystemClock) else min(remaining, _POLL)
+                await asyncio.wait((future,), timeout=poll)
+            finally:
+                with self._lock:
+                    if waiter in self._async_waiters:
+                        self._async_waiters.remove(waiter)
+
+    def _wake_waiters(self) -> None:
+        """A slot was given back or a key changed state: every waiter looks again. Lock held."""
+        if self._waiters:
+            self._freed.notify_all()
+        for loop, future in self._async_waiters:
+            if not loop.is_closed():  # a closed loop's waiter is gone with it
+                loop.call_soon_threadsafe(_resolve, future)
+        self._async_waiters.clear()
 
     def _choose(self, candidates: list[PoolKey], now: float) -> PoolKey:
         strategy = self.policy.strategy
@@ -324,15 +426,14 @@ class KeyPool(Layer):
 
     def _none_usable(
         self, now: float, waits: list[float], tried: Any, last: BaseException | None
-    ) -> BaseException:
+    ) -> BaseException | None:
+        """Why no key can be taken, or ``None`` when every usable key is merely at its concurrency cap."""
         enabled = [k for k in self._keys if k.disabled is None]
         if not enabled:
-            self._exhausted += 1
             reasons = ", ".join(f"{k.name} ({k.disabled})" for k in self._keys) or "none left"
             return _chained(NoKeyAvailableError(f"every key of pool {self.name} is disabled: {reasons}"), last)
         waits += [k.cooling_until - now for k in enabled if k.cooling_until > now]
         if waits:
-            self._exhausted += 1
             cooling = sum(1 for k in enabled if k.cooling_until > now)
             return _chained(
                 RateLimitError(
@@ -343,9 +444,13 @@ class KeyPool(Layer):
             )
         if last is not None and all(k in tried for k in enabled):
             return last
-        self._exhausted += 1
+        return None
+
+    def _all_busy(self) -> RateLimitError:
+        waited = self.policy.max_wait
         return RateLimitError(
             f"every key of pool {self.name} has {self.policy.max_concurrent_per_key} calls in flight"
+            + (f" (waited {waited:g}s for one to finish)" if waited else "")
         )
 
     # ----------------------------------------------------------------- outcomes
@@ -356,6 +461,8 @@ class KeyPool(Layer):
         info = classify(outcome) if isinstance(outcome, Exception) else None
         with self._lock:
             key.in_flight -= 1
+            if self._waiters or self._async_waiters:
+                self._wake_waiters()
             if outcome is None or isinstance(outcome, GeneratorExit):
                 key.successes += 1
                 if usage is not None:
@@ -412,6 +519,7 @@ class KeyPool(Layer):
                 "failovers": self._failovers,
                 "exhausted": self._exhausted,
                 "in_flight": sum(k.in_flight for k in self._keys),
+                "waiting": self._waiters + len(self._async_waiters),
             }
 
     def reset_stats(self) -> None:
@@ -458,10 +566,10 @@ class KeyPool(Layer):
         return call_with_key
 
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+        checkout, checkin, policy = self.acheckout, self.checkin, self.policy
 
         async def call_with_key(*args: Any, **kwargs: Any) -> Any:
-            key = checkout()
+            key = await checkout()
             tried: set[PoolKey] = set()
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
@@ -472,7 +580,7 @@ class KeyPool(Layer):
                     if not checkin(key, exc):
                         raise
                     tried.add(key)
-                    key = checkout(tried, exc)
+                    key = await checkout(tried, exc)
                     continue
                 checkin(key, None, result)
                 return result
@@ -519,10 +627,10 @@ class KeyPool(Layer):
         return stream_with_key
 
     def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+        checkout, checkin, policy = self.acheckout, self.checkin, self.policy
 
         async def stream_with_key(*args: Any, **kwargs: Any) -> Any:
-            key = checkout()
+            key = await checkout()
             tried: set[PoolKey] = set()
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
@@ -538,7 +646,7 @@ class KeyPool(Layer):
                     if not checkin(key, exc):
                         raise
                     tried.add(key)
-                    key = checkout(tried, exc)
+                    key = await checkout(tried, exc)
                     continue
                 break
             last = None
@@ -565,6 +673,7 @@ def multiplex(
     strategy: Any = "round-robin",
     param: str = "api_key",
     max_concurrent_per_key: int | None = None,
+    max_wait: float | None = 60.0,
     limits: Mapping[str, float] | None = None,
     cooldown: float = 30.0,
     usage: Callable[[Any], Any] | None = None,
@@ -582,8 +691,8 @@ def multiplex(
     if isinstance(keys, KeyPool):
         return keys.wrap
     pool = KeyPool(
-        keys, env=env, strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, limits=limits,
-        cooldown=cooldown, usage=usage, name=name, dotenv=dotenv, clock=clock,
+        keys, env=env, strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, max_wait=max_wait,
+        limits=limits, cooldown=cooldown, usage=usage, name=name, dotenv=dotenv, clock=clock,
     )  # fmt: skip
     used = False
 
@@ -594,13 +703,18 @@ def multiplex(
         if used:
             own = KeyPool(
                 {k.name: (k._secret, k.weight) for k in pool.keys}, strategy=strategy, param=param,
-                max_concurrent_per_key=max_concurrent_per_key, limits=limits, cooldown=cooldown, usage=usage,
-                name=name or pool.name, clock=clock,
+                max_concurrent_per_key=max_concurrent_per_key, max_wait=max_wait, limits=limits, cooldown=cooldown,
+                usage=usage, name=name or pool.name, clock=clock,
             )  # fmt: skip
         used = True
         return own.wrap(fn)
 
     return decorate
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _entries(keys: Any) -> list[tuple[str | None, str, float]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 
 import pytest
 
@@ -225,7 +228,7 @@ def test_other_errors_propagate_without_failover(fake_clock: FakeClock) -> None:
 
 
 def test_a_key_at_max_concurrent_per_key_is_skipped(fake_clock: FakeClock) -> None:
-    pool = KeyPool({"a": A, "b": B}, max_concurrent_per_key=1)
+    pool = KeyPool({"a": A, "b": B}, max_concurrent_per_key=1, max_wait=0)  # refuse at once when all are busy
 
     @pool
     def stream(*, api_key: str):
@@ -238,6 +241,121 @@ def test_a_key_at_max_concurrent_per_key_is_skipped(fake_clock: FakeClock) -> No
         next(stream())
     list(held[0])
     assert next(stream()) == "a"
+
+
+def wait_until(predicate) -> None:
+    """Real time, for another thread to reach a state; returns within milliseconds when it does."""
+    for _ in range(5000):
+        if predicate():
+            return
+        time.sleep(0.0005)
+    raise AssertionError("the other thread never got there")
+
+
+def one_chunk_streams(pool: KeyPool):
+    @pool
+    def stream(*, api_key: str):
+        yield NAMES[api_key]
+
+    return stream
+
+
+def test_when_every_key_is_busy_a_call_waits_for_one_to_finish(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A, "b": B}, max_concurrent_per_key=1)
+    stream = one_chunk_streams(pool)
+    held = [stream(), stream()]
+    assert [next(s) for s in held] == ["a", "b"]
+
+    got: list[str] = []
+    waiter = threading.Thread(target=lambda: got.append(next(stream())))
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+    assert got == []
+    list(held[1])  # b's stream ends: its slot goes to the waiter
+    waiter.join(5)
+    assert got == ["b"]
+    stats = pool.stats()
+    assert (stats["waiting"], stats["exhausted"], stats["in_flight"]) == (0, 0, 1)  # a still held; the waiter's stream dropped
+
+
+def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A}, max_concurrent_per_key=1, max_wait=5.0)
+    stream = one_chunk_streams(pool)
+    held = stream()
+    next(held)
+    errors: list[RateLimitError] = []
+
+    def call() -> None:
+        try:
+            next(stream())
+        except RateLimitError as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=call)
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+    fake_clock.advance(4.999)
+    time.sleep(0.005)  # the waiter re-reads the fake clock every millisecond
+    assert waiter.is_alive() and not errors
+    fake_clock.advance(0.001)
+    waiter.join(5)
+    assert "1 calls in flight (waited 5s" in str(errors[0]) and errors[0].retry_after is None
+    assert pool.stats()["exhausted"] == 1 and pool.stats()["waiting"] == 0
+
+
+def test_a_task_waits_for_a_key_without_blocking_its_event_loop(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A}, max_concurrent_per_key=1)
+
+    async def main() -> list[str]:
+        gate = asyncio.Event()
+
+        @pool
+        async def ask(*, api_key: str) -> str:
+            await gate.wait()
+            return NAMES[api_key]
+
+        first = asyncio.create_task(ask())
+        await asyncio.sleep(0)  # first holds the only key
+        second = asyncio.create_task(ask())
+        while pool.stats()["waiting"] != 1:
+            await asyncio.sleep(0)
+        gate.set()  # runs only because the loop is free: first ends, second gets the key
+        return [await first, await second]
+
+    assert asyncio.run(main()) == ["a", "a"]
+    assert pool.stats()["in_flight"] == 0 and pool.stats()["exhausted"] == 0
+
+
+def test_waiters_get_the_pools_error_when_the_busy_key_is_disabled(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A}, max_concurrent_per_key=1)
+
+    @pool
+    def stream(*, api_key: str):
+        yield NAMES[api_key]
+        raise AuthenticationError("invalid x-api-key", status=401)
+
+    held = stream()
+    next(held)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            next(stream())
+        except NoKeyAvailableError as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=call)
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+    with pytest.raises(AuthenticationError):
+        next(held)  # the key is disabled: the waiter must not wait for it any longer
+    waiter.join(5)
+    assert len(errors) == 1 and "disabled" in str(errors[0])
+
+
+def test_max_wait_is_validated() -> None:
+    with pytest.raises(ValueError, match="max_wait"):
+        KeyPool([A], max_concurrent_per_key=1, max_wait=-1)
 
 
 def test_a_key_at_its_rpm_limit_is_skipped(fake_clock: FakeClock) -> None:
