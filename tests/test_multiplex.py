@@ -260,16 +260,30 @@ def one_chunk_streams(pool: KeyPool):
     return stream
 
 
+def waiting_call(pool: KeyPool, call) -> tuple[threading.Thread, list, list[BaseException]]:
+    """Run ``call`` in a thread until it waits for a key; (thread, its results, its errors)."""
+    results: list = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(call())
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+    return thread, results, errors
+
+
 def test_when_every_key_is_busy_a_call_waits_for_one_to_finish(fake_clock: FakeClock) -> None:
     pool = KeyPool({"a": A, "b": B}, max_concurrent_per_key=1)
     stream = one_chunk_streams(pool)
     held = [stream(), stream()]
     assert [next(s) for s in held] == ["a", "b"]
 
-    got: list[str] = []
-    waiter = threading.Thread(target=lambda: got.append(next(stream())))
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
+    waiter, got, _ = waiting_call(pool, lambda: next(stream()))
     assert got == []
     list(held[1])  # b's stream ends: its slot goes to the waiter
     waiter.join(5)
@@ -283,23 +297,14 @@ def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error(fake_clock: 
     stream = one_chunk_streams(pool)
     held = stream()
     next(held)
-    errors: list[RateLimitError] = []
-
-    def call() -> None:
-        try:
-            next(stream())
-        except RateLimitError as exc:
-            errors.append(exc)
-
-    waiter = threading.Thread(target=call)
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
+    waiter, _, errors = waiting_call(pool, lambda: next(stream()))
     fake_clock.advance(4.999)
     time.sleep(0.005)  # the waiter re-reads the fake clock every millisecond
     assert waiter.is_alive() and not errors
     fake_clock.advance(0.001)
     waiter.join(5)
-    assert "1 calls in flight (waited 5s" in str(errors[0]) and errors[0].retry_after is None
+    assert isinstance(errors[0], RateLimitError) and errors[0].retry_after is None
+    assert "1 calls in flight (waited 5s" in str(errors[0])
     assert pool.stats()["exhausted"] == 1 and pool.stats()["waiting"] == 0
 
 
@@ -336,21 +341,11 @@ def test_waiters_get_the_pools_error_when_the_busy_key_is_disabled(fake_clock: F
 
     held = stream()
     next(held)
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            next(stream())
-        except NoKeyAvailableError as exc:
-            errors.append(exc)
-
-    waiter = threading.Thread(target=call)
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
+    waiter, _, errors = waiting_call(pool, lambda: next(stream()))
     with pytest.raises(AuthenticationError):
         next(held)  # the key is disabled: the waiter must not wait for it any longer
     waiter.join(5)
-    assert len(errors) == 1 and "disabled" in str(errors[0])
+    assert len(errors) == 1 and isinstance(errors[0], NoKeyAvailableError) and "disabled" in str(errors[0])
 
 
 def test_max_wait_is_validated() -> None:
