@@ -127,6 +127,22 @@ def resolve(clock: Clock | None) -> Clock:
     return clock if clock is not None else _current
 
 
+POLL = 0.001
+"""Seconds between clock reads of a timed wait under a clock other than the system's.
+
+A FakeClock tells nobody when it is moved, so a thread or task waiting for a
+slot with a timeout re-reads it this often; under the system clock the wait
+blocks for the whole remaining time and nothing polls.
+"""
+
+
+def wait_slice(clock: Clock, remaining: float | None) -> float | None:
+    """How long one wait may block before re-reading ``clock`` (``None``: until woken)."""
+    if remaining is None or isinstance(clock, SystemClock):
+        return remaining
+    return min(remaining, POLL)
+
+
 @contextlib.contextmanager
 def use(clock: Clock) -> Iterator[Clock]:
     """Make ``clock`` the current clock for every decorated call inside the block.

@@ -75,7 +75,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 STRATEGIES = ("round-robin", "least-loaded", "weighted", "usage")
 _NO_KEY = "no-key"  # the one endpoint of a keyless pool, as stats name it
 _USAGE_WINDOW = 60.0  # seconds of token usage the "usage" strategy compares
-_POLL = 0.001  # seconds between clock reads of a timed wait under a non-system clock (as in resilient.queue)
 
 
 def _strategy(name: str, value: Any) -> Any:
@@ -335,14 +334,11 @@ class KeyPool(Layer):
         self._waiters += 1
         try:
             while True:
-                if deadline is None:
-                    self._freed.wait()
-                else:
-                    remaining = deadline - clock.monotonic()
-                    if remaining <= 0:
-                        self._exhausted += 1
-                        raise self._all_busy()
-                    self._freed.wait(remaining if isinstance(clock, _clock.SystemClock) else min(remaining, _POLL))
+                remaining = None if deadline is None else deadline - clock.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self._exhausted += 1
+                    raise self._all_busy()
+                self._freed.wait(_clock.wait_slice(clock, remaining))
                 key = self._take(tried, last)
                 if key is not None:
                     return key
@@ -369,8 +365,7 @@ class KeyPool(Layer):
                     return key
                 self._async_waiters.append(waiter)
             try:
-                poll = remaining if remaining is None or isinstance(clock, _clock.SystemClock) else min(remaining, _POLL)
-                await asyncio.wait((future,), timeout=poll)
+                await asyncio.wait((future,), timeout=_clock.wait_slice(clock, remaining))
             finally:
                 with self._lock:
                     if waiter in self._async_waiters:

@@ -53,7 +53,6 @@ __all__ = ["queued", "RequestQueue", "QueuePolicy", "Priority"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Any = object()
-_POLL = 0.001  # seconds between clock reads of a timed wait under a non-system clock
 _SAMPLES = 1024  # wait times kept per priority for the percentiles
 _PRIORITIES = tuple(Priority)
 
@@ -195,7 +194,7 @@ class RequestQueue(Layer):
                 deadline = clock.monotonic() + timeout
                 got = False
                 while clock.monotonic() < deadline and not got:
-                    got = lock.acquire(timeout=_POLL)
+                    got = lock.acquire(timeout=_clock.POLL)
         except BaseException:
             self._give_up(waiter, cancelled=True)
             raise
@@ -226,7 +225,7 @@ class RequestQueue(Layer):
             else:
                 deadline = clock.monotonic() + timeout
                 while not future.done() and clock.monotonic() < deadline:
-                    await asyncio.wait((future,), timeout=_POLL)
+                    await asyncio.wait((future,), timeout=_clock.POLL)
                 if not future.done():
                     raise TimeoutError
         except TimeoutError:
