@@ -309,7 +309,7 @@ class KeyPool(Layer):
         waits = []
         while candidates:
             key = self._choose(candidates, now)
-            wait = self._limit_wait(key)
+            wait = self._limit_wait(key) if key.rpm is not None or key.tpm is not None else 0.0
             if not wait:
                 key.in_flight += 1
                 key.requests += 1
@@ -390,8 +390,12 @@ class KeyPool(Layer):
                 if key in candidates:
                     self._cursor = (self._cursor + step + 1) % count
                     return key
-        if strategy == "least-loaded":
-            return min(candidates, key=lambda k: (k.in_flight, k.requests))
+        if strategy == "least-loaded":  # fewest in flight, then fewest requests; a plain loop, no key tuples
+            best = candidates[0]
+            for k in candidates:
+                if k.in_flight < best.in_flight or (k.in_flight == best.in_flight and k.requests < best.requests):
+                    best = k
+            return best
         if strategy == "weighted":
             total = 0.0
             for k in candidates:
