@@ -28,6 +28,7 @@ from resilient.errors import (
     ProviderTimeout,
     error_for_status,
     parse_retry_after,
+    should_retry,
 )
 from resilient.keys import read_dotenv
 from resilient.request_ids import current_request_id
@@ -151,6 +152,7 @@ def error_from(response: requests.Response, provider: str) -> ProviderError:
         request_id=provider_request_id(response),
         retry_after=parse_retry_after(response.headers),
         body=body,
+        should_retry=should_retry(response.headers),
     )
 
 

@@ -75,6 +75,7 @@ class ResilientError(Exception):
         request_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        should_retry: bool | None = None,
     ) -> None:
         self.message = redact(str(message))
         self.status = status
@@ -82,6 +83,8 @@ class ResilientError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.body = body
+        # The provider's own verdict (``x-should-retry``), which overrides the status.
+        self.should_retry = should_retry
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -323,6 +326,8 @@ def _classify_own(exc: ResilientError) -> Classification:
     else:
         kind = exc.default_kind
     retryable = _retryable(kind, exc.status)
+    if exc.should_retry is not None:
+        retryable = exc.should_retry
     if isinstance(exc, NoKeyAvailableError):
         retryable = False
     return Classification(kind, retryable, exc.retry_after, exc.status)
@@ -341,14 +346,24 @@ def _kind_for_status(status: int) -> Kind:
 
 
 def _decide(kind: Kind, status: int | None, retry_after: float | None, headers: Any) -> Classification:
-    retryable = _retryable(kind, status)
-    should = _header(headers, "x-should-retry") if headers is not None else None
-    if isinstance(should, str):
-        if should.strip().lower() == "true":
-            retryable = True
-        elif should.strip().lower() == "false":
-            retryable = False
+    should = should_retry(headers)
+    retryable = _retryable(kind, status) if should is None else should
     return Classification(kind, retryable, retry_after, status)
+
+
+def should_retry(headers: Any) -> bool | None:
+    """The server's ``x-should-retry`` verdict: ``True``/``False``, or ``None`` when it gives none.
+
+    OpenAI and Anthropic send it to overrule the status (a 500 that must not
+    be repeated, a 409 that may); their SDKs obey it before anything else, so
+    the toolkit does too.
+    """
+    value = _header(headers, "x-should-retry") if headers is not None else None
+    if isinstance(value, str):
+        verdict = value.strip().lower()
+        if verdict in ("true", "false"):
+            return verdict == "true"
+    return None
 
 
 def _status_and_headers(exc: BaseException) -> tuple[int | None, Any, str | None]:

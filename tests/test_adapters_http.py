@@ -7,7 +7,8 @@ import io
 import pytest
 import requests
 
-from resilient import InvalidRequestError, OverloadedError, RateLimitError
+from resilient import InvalidRequestError, OverloadedError, RateLimitError, backoff, classify
+from resilient.clock import FakeClock
 from resilient.adapters import _http
 
 
@@ -88,3 +89,22 @@ def test_malformed_names_the_status_and_shows_an_excerpt() -> None:
     assert error.status == 200
     assert "not JSON" in str(error) and "xxx" in str(error)
     assert len(str(error)) < 400
+
+
+@pytest.mark.parametrize(("status", "header", "retried"), [(500, "false", False), (400, "true", True), (503, None, True)])
+def test_x_should_retry_on_an_adapters_error_overrules_the_status(status: int, header: str | None, retried: bool) -> None:
+    # OpenAI and Anthropic send x-should-retry; their SDKs obey it before the status, and so do we.
+    headers = {"x-should-retry": header} if header else {}
+    error = _http.error_from(response(status, b'{"error": {"message": "m"}}', **headers), "openai")
+
+    assert classify(error).retryable is retried
+    clock, calls = FakeClock(), []
+
+    @backoff(max_retries=2, jitter=None, clock=clock)
+    def call() -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        call()
+    assert len(calls) == (3 if retried else 1)
