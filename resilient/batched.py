@@ -12,7 +12,8 @@ one item and get one result::
 A batch is flushed when it holds ``max_batch_size`` items, or ``batch_timeout``
 seconds after its first item arrived, whichever comes first. Each caller gets
 the result at its own position; if the list call raises, every caller of that
-batch gets the exception; a result list of the wrong length is a
+batch gets the exception (each its own copy, so that the notes and traceback
+one caller's layers add stay its own); a result list of the wrong length is a
 ``BatchLengthError`` for all of them. ``fn.batch(items)`` calls the list
 function directly.
 
@@ -46,6 +47,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import clock as _clock
+from .errors import copy_for_caller
 from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
 from .policy import Policy, non_negative_float, positive_int
 
@@ -193,7 +195,7 @@ class Batched(Layer):
             else:
                 batch.done.wait()
             if batch.error is not None:
-                raise batch.error
+                raise copy_for_caller(batch.error)
             return batch.results[index]  # type: ignore[index]  # set before done
 
         return call_in_batch
@@ -262,7 +264,7 @@ class Batched(Layer):
         except BaseException as exc:
             for future in batch.futures:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(copy_for_caller(exc))
             if not isinstance(exc, Exception):
                 raise
             return

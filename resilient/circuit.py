@@ -8,7 +8,9 @@ successes close the circuit, one failure opens it again).
 
 The circuit opens after ``fail_max`` consecutive failures or, when
 ``failure_rate`` is set, once at least ``min_calls`` of the last ``window``
-calls were made and that share of them failed. Only provider faults count
+calls were made and that share of them failed (a ``window`` smaller than
+``min_calls`` counts as enough once full, as in resilience4j, so that tuning
+one field at runtime never silently disables the rate check). Only provider faults count
 (``classify`` kinds server, overloaded, timeout, connection): a rate limit
 means the provider is up and only asks us to slow down, which is
 ``@backoff``'s and ``@multiplex``'s job; client errors (invalid, auth,
@@ -286,7 +288,9 @@ class Circuit(Layer):
     def _rate_exceeded(self) -> bool:
         rate = self.policy.failure_rate
         seen = len(self._outcomes)
-        return rate is not None and seen >= self.policy.min_calls and sum(self._outcomes) / seen >= rate
+        # A window shorter than min_calls would never hold enough calls: a full window is enough (as resilience4j).
+        enough = min(self.policy.min_calls, self.policy.window)
+        return rate is not None and seen >= enough and sum(self._outcomes) / seen >= rate
 
     def _probe_finished(self, failed: bool) -> None:
         if self._storage.state != pybreaker.STATE_HALF_OPEN:

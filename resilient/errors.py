@@ -15,6 +15,7 @@ the status-based decision, as the official OpenAI and Anthropic SDKs do.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import email.utils
 import math
@@ -287,7 +288,8 @@ _TIMEOUT_NAMES: Final = frozenset(
 _CONNECTION_NAMES: Final = frozenset(
     {"ConnectionError", "APIConnectionError", "ConnectError", "NetworkError", "RemoteProtocolError",
      "ChunkedEncodingError", "ProtocolError", "EndpointConnectionError", "ConnectionClosedError",
-     "ClientConnectionError", "ServerDisconnectedError", "IncompleteRead"}
+     "ClientConnectionError", "ServerDisconnectedError", "IncompleteRead",
+     "IncompleteReadError", "ResponseStreamingError"}  # botocore: a body cut off mid-way (s3transfer retries both)
 )  # fmt: skip
 
 
@@ -513,3 +515,31 @@ def _http_date_delay(raw: Any, now: float | None) -> float | None:
     if delay <= 0 or delay > MAX_RETRY_AFTER or math.isnan(delay):
         return None
     return delay
+
+
+# --------------------------------------------------------------------------- one failure, several callers
+
+
+def copy_for_caller(exc: BaseException) -> BaseException:
+    """``exc`` again, as its own object, for one of several callers that share one failure (a batch).
+
+    Raised in several threads or tasks, one exception object collects every
+    raise's frames in its ``__traceback__`` and every layer's note (``@backoff``'s
+    "gave up after ...") in its ``__notes__``, so each caller would read the
+    others' history as its own. The copy keeps the type, arguments,
+    attributes, notes so far, cause, context and traceback so far. An
+    exception that cannot be rebuilt (a constructor wanting more than its
+    ``args``) is shared as it is, as ``concurrent.futures`` does.
+    """
+    try:
+        twin = copy.copy(exc)
+    except Exception:
+        return exc
+    if type(twin) is not type(exc):
+        return exc
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        twin.__notes__ = list(notes)  # copy.copy shares the list: one caller's note would reach all
+    twin.__cause__, twin.__context__ = exc.__cause__, exc.__context__
+    twin.__suppress_context__ = exc.__suppress_context__
+    return twin.with_traceback(exc.__traceback__)

@@ -147,8 +147,10 @@ def optional(inner: Validator) -> Validator:
 
 
 def one_of(*choices: Any) -> Validator:
+    """Exactly one of ``choices``: same type too, so ``1`` is not taken for ``True`` nor ``0`` for ``False``."""
+
     def check(name: str, value: Any) -> Any:
-        if value not in choices:
+        if not any(type(value) is type(choice) and value == choice for choice in choices):
             raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
         return value
 

@@ -69,9 +69,10 @@ class QueuePolicy(Policy):
 
     Raising ``max_concurrent`` wakes waiters at once; lowering it lets the
     running calls finish and admits no one until the count is below it.
-    ``aging`` (seconds per priority level, ``None``: strict priority) and
-    ``priority`` (the default of calls that set none) apply to calls that
-    arrive after the change.
+    Changing ``aging`` (seconds per priority level, ``None``: strict
+    priority) re-ranks the calls already waiting by their arrival times, so
+    one order holds for all of them. ``priority`` (the default of calls that
+    set none) applies to calls that arrive after the change.
     """
 
     _fields = {
@@ -90,18 +91,21 @@ class QueuePolicy(Policy):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name == "max_concurrent":
-            self._capacity_changed()
+        if name in _WATCHED:
+            self._changed({name})
 
     def update(self, **values: Any) -> None:
         super().update(**values)
-        if "max_concurrent" in values:
-            self._capacity_changed()
+        if _WATCHED.intersection(values):
+            self._changed(_WATCHED.intersection(values))
 
-    def _capacity_changed(self) -> None:
-        listener = self.__dict__.get("_on_capacity")
+    def _changed(self, names: set[str] | frozenset[str]) -> None:
+        listener = self.__dict__.get("_on_change")
         if listener is not None:
-            listener()
+            listener(names)
+
+
+_WATCHED = frozenset({"max_concurrent", "aging"})  # fields whose change the queue acts on at once
 
 
 class _Waiter:
@@ -117,6 +121,11 @@ class _Waiter:
         self.lock: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.future: asyncio.Future[None] | None = None
+
+
+def _rank(waiter: _Waiter, aging: float | None) -> float:
+    """Where a waiter stands in line: its priority, aged by how long it has waited (see the module docstring)."""
+    return float(waiter.priority) if aging is None else waiter.arrived + waiter.priority * aging
 
 
 class RequestQueue(Layer):
@@ -157,7 +166,7 @@ class RequestQueue(Layer):
         self._seq = itertools.count()
         self._samples: list[deque[float]] = [deque(maxlen=_SAMPLES) for _ in _PRIORITIES]
         self.reset_stats()
-        self.policy._on_capacity = self._capacity_changed
+        self.policy._on_change = self._policy_changed
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn`` with this queue at the queue's default priority."""
@@ -263,8 +272,7 @@ class RequestQueue(Layer):
             )
         now = clock.monotonic()
         waiter = _Waiter(p, now)
-        rank = float(p) if policy.aging is None else now + p * policy.aging
-        heapq.heappush(self._heap, (rank, next(self._seq), waiter))
+        heapq.heappush(self._heap, (_rank(waiter, policy.aging), next(self._seq), waiter))
         self._live += 1
         self._waiting[p] += 1
         return waiter
@@ -325,8 +333,13 @@ class RequestQueue(Layer):
                 except RuntimeError:  # its loop is closed: nobody will use the slot
                     self.leave()
 
-    def _capacity_changed(self) -> None:
+    def _policy_changed(self, names: set[str] | frozenset[str]) -> None:
         with self._lock:
+            if "aging" in names:  # ranks made under the old aging must not mix with new ones
+                aging = self.policy.aging
+                self._heap = [(_rank(w, aging), seq, w) for _, seq, w in self._heap if not w.abandoned]
+                heapq.heapify(self._heap)
+                self._stale = 0
             woken = self._dispatch() if self._live else None
         if woken:
             self._wake(woken)

@@ -39,6 +39,8 @@ decorate several functions, and ``@multiplex`` uses one per key for
 from __future__ import annotations
 
 import asyncio
+import math
+import numbers
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -66,6 +68,13 @@ class RateLimitExceeded(RateLimitException, RateLimitError):
     def __init__(self, message: str = "rate limit reached", *, retry_after: float | None = None, **fields: Any) -> None:
         RateLimitError.__init__(self, message, retry_after=retry_after, **fields)
         self.period_remaining = retry_after
+
+
+def _checked_cost(cost: Any) -> float:
+    """A call's weight, checked: a negative one would add tokens, an infinite or NaN one break the bucket for good."""
+    if not isinstance(cost, (int, float, numbers.Real)) or not 0 <= float(cost) < math.inf:
+        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
+    return float(cost)
 
 
 def _cost(name: str, value: Any) -> Any:
@@ -199,6 +208,7 @@ class RateLimiter(Layer):
     def try_acquire(self, cost: float = 1.0) -> float:
         """Take ``cost`` units if the bucket holds them: returns 0, else the seconds to wait (nothing taken)."""
         p = self.policy
+        cost = _checked_cost(cost)
         wait = self._state.take(cost, _clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period, reserve=False)
         with self._lock:
             if wait:
@@ -230,6 +240,7 @@ class RateLimiter(Layer):
     def debit(self, cost: float) -> None:
         """Count units used after the fact (actual tokens), even into debt."""
         p = self.policy
+        cost = _checked_cost(cost)
         self._state.debit(cost, _clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period)
 
     def available(self) -> float:
@@ -238,6 +249,7 @@ class RateLimiter(Layer):
         return self._state.level(_clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period)
 
     def _reserve(self, cost: float, clock: _clock.Clock) -> float:
+        cost = _checked_cost(cost)
         p = self.policy
         now = clock.monotonic()
         rate = p.calls / p.period

@@ -7,7 +7,9 @@ seconds, plus a floor of ``min_per_second`` so that a quiet service can
 still retry at all. This is the scheme of Finagle's and Envoy's retry budgets.
 
 Time is kept in one-second buckets over a sliding window, so the cost per
-call is an integer increment under a lock, whatever the traffic.
+call is an integer increment under a lock, whatever the traffic. Hence
+``ttl`` is at least one second (a shorter window would hold no bucket at
+all) and counts whole seconds, rounded down, as Finagle's does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from typing import Any
 
 from . import clock as _clock
-from .policy import Policy, non_negative_float, positive_float
+from .policy import Policy, at_least, non_negative_float
 
 __all__ = ["RetryBudget", "RetryBudgetPolicy"]
 
@@ -25,7 +27,7 @@ class RetryBudgetPolicy(Policy):
     _fields = {
         "ratio": (0.2, non_negative_float),
         "min_per_second": (1.0, non_negative_float),
-        "ttl": (10.0, positive_float),
+        "ttl": (10.0, at_least(1.0)),  # the window is kept in whole-second buckets
     }
 
     ratio: float

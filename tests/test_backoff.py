@@ -262,6 +262,24 @@ def test_retry_budget_window_slides(fake_clock: FakeClock) -> None:
     assert budget.try_spend() is True
 
 
+@pytest.mark.parametrize("ttl", [0.5, 0, -1, float("nan")])
+def test_retry_budget_ttl_under_one_second_is_refused(ttl: float) -> None:
+    # Buckets are whole seconds: a shorter window would hold none and never refuse a retry.
+    with pytest.raises(ValueError, match="ttl"):
+        RetryBudget(ttl=ttl)
+    budget = RetryBudget()
+    with pytest.raises(ValueError, match="ttl"):
+        budget.policy.ttl = ttl
+
+
+def test_retry_budget_one_second_window_refuses_in_the_same_second(fake_clock: FakeClock) -> None:
+    budget = RetryBudget(ratio=0.0, min_per_second=2.0, ttl=1)
+
+    assert [budget.try_spend() for _ in range(3)] == [True, True, False]
+    fake_clock.advance(1)
+    assert budget.try_spend() is True
+
+
 def test_budget_is_shared_by_functions(fake_clock: FakeClock) -> None:
     budget = RetryBudget(ratio=0.0, min_per_second=0.1, ttl=10)
     first = backoff(jitter=None, budget=budget)(Flaky(*server_errors(1)))

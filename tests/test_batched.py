@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from resilient import ServerError, backoff
 from resilient.batched import BatchLengthError, batched
 from resilient.clock import FakeClock, use
 from resilient.layer import describe
@@ -179,6 +180,31 @@ def test_an_error_reaches_every_caller_of_the_batch():
 
     outcomes = run_threads(fail, list(range(8)))
     assert all(isinstance(o, ConnectionError) and str(o) == "provider down" for o in outcomes)
+
+
+def test_each_caller_gets_its_own_copy_of_the_batch_error():
+    # With @backoff over the batched function, each caller's "gave up" note and frames stay its own.
+    @backoff(max_retries=0)
+    @batched(max_batch_size=4, batch_timeout=30)  # the fourth caller fills the batch: no waiting
+    def fail(items):
+        raise ServerError("provider down", status=500, provider="p")
+
+    outcomes = run_threads(fail, list(range(4)))
+
+    assert len({id(o) for o in outcomes}) == 4
+    for o in outcomes:
+        assert isinstance(o, ServerError) and (o.message, o.status, o.provider) == ("provider down", 500, "p")
+        assert len(o.__notes__) == 1 and "gave up after 1 attempt" in o.__notes__[0]
+
+
+async def test_each_task_gets_its_own_copy_of_the_batch_error():
+    @batched(max_batch_size=3, batch_timeout=0.5)
+    async def fail(items):
+        raise ServerError("provider down", status=500)
+
+    outcomes = await asyncio.gather(*(fail(x) for x in "abc"), return_exceptions=True)
+    assert len({id(o) for o in outcomes}) == 3
+    assert all(isinstance(o, ServerError) and o.status == 500 for o in outcomes)
 
 
 def test_wrong_length_is_an_error_for_all():

@@ -151,6 +151,19 @@ def test_failure_rate_waits_for_min_calls(fake_clock: FakeClock) -> None:
     assert breaker.stats()["failure_rate"] == 1.0
 
 
+def test_a_window_smaller_than_min_calls_opens_once_full(fake_clock: FakeClock) -> None:
+    # window 5 < min_calls 10 (the default): five calls are all the window can ever hold.
+    breaker = Circuit(fail_max=100, failure_rate=0.8, window=5)
+    ok = breaker(lambda: "ok")
+    bad = breaker(fail(ServerError("x", status=500)))
+
+    ok()
+    trip(bad, 3)
+    assert breaker.state == "closed"  # 4 calls: the window is not full yet
+    trip(bad, 1)
+    assert breaker.state == "open"  # 4 of 5 failed
+
+
 # ----------------------------------------------------------------- half-open
 
 

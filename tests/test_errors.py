@@ -570,6 +570,13 @@ def boto_client_error(code: str, status: int, headers: dict[str, str] | None = N
     return exceptions.ClientError(response, "InvokeModel")
 
 
+def test_classify_botocore_body_cut_off_mid_way_is_a_retryable_connection_error():
+    # s3transfer retries these itself; the S3 adapter turns its retries off, so ours must see them.
+    exceptions = pytest.importorskip("botocore.exceptions")
+    for exc in (exceptions.IncompleteReadError(actual_bytes=1, expected_bytes=2), exceptions.ResponseStreamingError(error="reset")):
+        assert classify(exc) == Classification("connection", True, None, None)
+
+
 def test_classify_botocore_throttling_exception():
     assert classify(boto_client_error("ThrottlingException", 429)) == Classification("rate_limit", True, None, 429)
 

@@ -25,6 +25,19 @@ def test_update_changes_nothing_when_one_value_is_invalid() -> None:
     assert policy.max_retries == 5
 
 
+@pytest.mark.parametrize("value", [0, 1, "true", None])
+def test_a_flag_takes_only_true_or_false(value: object) -> None:
+    # 0 == False and 1 == True: an equality check alone would let them in.
+    policy = BackoffPolicy()
+
+    with pytest.raises(ValueError, match="respect_retry_after"):
+        policy.respect_retry_after = value
+
+    assert policy.respect_retry_after is True
+    policy.respect_retry_after = False
+    assert policy.respect_retry_after is False
+
+
 def test_update_sets_several_fields() -> None:
     policy = BackoffPolicy()
     policy.update(max_retries=1, initial_delay=0.5)

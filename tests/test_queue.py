@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -281,6 +282,52 @@ async def test_without_aging_priority_is_strict(fake_clock: FakeClock) -> None:
 
     gate.set()
     await asyncio.gather(holder, low, high)
+
+    assert order == ["high", "low"]
+
+
+async def _served_order(fake_clock: FakeClock, aging: float | None, calls: list[tuple[str, float, Any]]) -> list[str]:
+    """Order in which ``(priority, seconds to wait first, aging to set before it)`` calls get a one-slot queue."""
+    shared = RequestQueue(max_concurrent=1, aging=aging)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    @queued(queue=shared)
+    async def hold() -> None:
+        await gate.wait()
+
+    @queued(queue=shared)
+    async def work(label: str) -> None:
+        order.append(label)
+
+    tasks = [asyncio.create_task(hold())]
+    await yield_to_tasks()
+    for level, wait, new_aging in calls:
+        fake_clock.advance(wait)
+        if new_aging is not _KEEP:
+            shared.policy.aging = new_aging
+        with priority(level):
+            tasks.append(asyncio.create_task(work(level)))
+        await yield_to_tasks()
+    gate.set()
+    await asyncio.gather(*tasks)
+    return order
+
+
+_KEEP = object()
+
+
+async def test_turning_aging_off_makes_priority_strict_for_calls_already_waiting(fake_clock: FakeClock) -> None:
+    fake_clock.advance(1000)
+    # high waits from t=1000 (aged rank 1000); strict ranks are 0..2, so a mix would serve low first.
+    order = await _served_order(fake_clock, 10.0, [("high", 0, _KEEP), ("low", 5, None)])
+
+    assert order == ["high", "low"]
+
+
+async def test_turning_aging_on_ages_calls_already_waiting(fake_clock: FakeClock) -> None:
+    # low waits from t=0 (strict rank 2); high comes at t=10 with aging 10: low ranks 0 + 2 * 10 = 20, high 10.
+    order = await _served_order(fake_clock, None, [("low", 0, _KEEP), ("high", 10, 10.0)])
 
     assert order == ["high", "low"]
 

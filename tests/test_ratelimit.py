@@ -112,6 +112,22 @@ def test_a_cost_above_the_capacity_passes_once_the_bucket_is_full(fake_clock: Fa
     assert caught.value.retry_after == pytest.approx(25.0)
 
 
+@pytest.mark.parametrize("cost", [-1, float("inf"), float("nan"), "3", None])
+def test_a_cost_that_is_not_a_finite_number_at_least_zero_is_refused(fake_clock: FakeClock, cost: object) -> None:
+    # A negative cost would mint tokens, an infinite one drain the bucket for good.
+    limiter = RateLimiter(5, 1)
+
+    @rate_limited(5, 1, cost=lambda: cost)
+    def call() -> None:
+        pass
+
+    for attempt in (lambda: limiter.acquire(cost), lambda: limiter.try_acquire(cost), lambda: limiter.debit(cost), call):
+        with pytest.raises(ValueError, match="cost"):
+            attempt()
+    assert limiter.available() == 5  # nothing was taken
+    assert limiter.try_acquire(0) == 0.0  # a zero cost is a valid weight
+
+
 def test_max_wait_raises_instead_of_sleeping_too_long(fake_clock: FakeClock) -> None:
     @rate_limited(1, 60, max_wait=5)
     def call() -> None:
