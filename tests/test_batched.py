@@ -33,9 +33,11 @@ def run_threads(fn, items):
 
 
 def test_64_threads_are_gathered_into_few_list_calls():
+    # A minute's timeout never fires here: every flush is a size flush, and each batch's
+    # first caller, waiting for that deadline, must be woken by the caller that fills it.
     calls = []
 
-    @batched(max_batch_size=16, batch_timeout=0.5)
+    @batched(max_batch_size=16, batch_timeout=60)
     def double(items):
         calls.append(list(items))
         return [x * 2 for x in items]
@@ -50,7 +52,7 @@ def test_64_threads_are_gathered_into_few_list_calls():
 async def test_64_tasks_are_gathered_into_few_list_calls():
     calls = []
 
-    @batched(max_batch_size=20, batch_timeout=0.05)
+    @batched(max_batch_size=20, batch_timeout=0.05, clock=FakeClock())  # the last 4 flush at once in fake time
     async def square(items):
         calls.append(list(items))
         await asyncio.sleep(0)
@@ -62,8 +64,8 @@ async def test_64_tasks_are_gathered_into_few_list_calls():
     assert square.stats()["flush_reasons"] == {"size": 3, "timeout": 1}
 
 
-def test_a_lone_caller_is_flushed_after_the_timeout():
-    @batched(max_batch_size=10, batch_timeout=0.02)
+def test_a_lone_caller_is_flushed_after_the_timeout_on_the_system_clock():
+    @batched(max_batch_size=10, batch_timeout=0.002)
     def echo(items):
         return list(items)
 

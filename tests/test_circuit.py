@@ -151,6 +151,19 @@ def test_failure_rate_waits_for_min_calls(fake_clock: FakeClock) -> None:
     assert breaker.stats()["failure_rate"] == 1.0
 
 
+def test_only_the_last_window_calls_count_toward_the_rate(fake_clock: FakeClock) -> None:
+    breaker = Circuit(fail_max=100, failure_rate=0.6, window=5, min_calls=5)
+    ok = breaker(lambda: "ok")
+    bad = breaker(fail(ServerError("x", status=500)))
+
+    for _ in range(10):
+        ok()  # a long healthy past...
+    trip(bad, 2)
+    assert breaker.state == "closed"  # 2 of the last 5 failed
+    trip(bad, 1)
+    assert breaker.state == "open"  # 3 of the last 5: the ten successes before them no longer count
+
+
 def test_a_window_smaller_than_min_calls_opens_once_full(fake_clock: FakeClock) -> None:
     # window 5 < min_calls 10 (the default): five calls are all the window can ever hold.
     breaker = Circuit(fail_max=100, failure_rate=0.8, window=5)

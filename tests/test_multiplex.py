@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from resilient import (
 )
 from resilient.keys import keys_from_env, read_dotenv
 from resilient.multiplex import KeyPool, multiplex
+from waiting import ReadCountingClock, await_until, wait_until
 
 A = "sk-ant-" + "api03-" + "A" * 20 + "aaaa"  # built, so no literal looks like a real key
 B = "sk-ant-" + "api03-" + "B" * 20 + "bbbb"
@@ -243,15 +243,6 @@ def test_a_key_at_max_concurrent_per_key_is_skipped(fake_clock: FakeClock) -> No
     assert next(stream()) == "a"
 
 
-def wait_until(predicate) -> None:
-    """Real time, for another thread to reach a state; returns within milliseconds when it does."""
-    for _ in range(5000):
-        if predicate():
-            return
-        time.sleep(0.0005)
-    raise AssertionError("the other thread never got there")
-
-
 def one_chunk_streams(pool: KeyPool):
     @pool
     def stream(*, api_key: str):
@@ -292,16 +283,16 @@ def test_when_every_key_is_busy_a_call_waits_for_one_to_finish(fake_clock: FakeC
     assert (stats["waiting"], stats["exhausted"], stats["in_flight"]) == (0, 0, 1)  # a still held; the waiter's stream dropped
 
 
-def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error(fake_clock: FakeClock) -> None:
-    pool = KeyPool({"a": A}, max_concurrent_per_key=1, max_wait=5.0)
+def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error() -> None:
+    clock = ReadCountingClock()
+    pool = KeyPool({"a": A}, max_concurrent_per_key=1, max_wait=5.0, clock=clock)
     stream = one_chunk_streams(pool)
     held = stream()
     next(held)
     waiter, _, errors = waiting_call(pool, lambda: next(stream()))
-    fake_clock.advance(4.999)
-    time.sleep(0.005)  # the waiter re-reads the fake clock every millisecond
-    assert waiter.is_alive() and not errors
-    fake_clock.advance(0.001)
+    clock.advance_and_wait_for_a_look(4.999)
+    assert waiter.is_alive() and not errors  # not a moment early
+    clock.advance(0.001)
     waiter.join(5)
     assert isinstance(errors[0], RateLimitError) and errors[0].retry_after is None
     assert "1 calls in flight (waited 5s" in str(errors[0])
@@ -322,13 +313,40 @@ def test_a_task_waits_for_a_key_without_blocking_its_event_loop(fake_clock: Fake
         first = asyncio.create_task(ask())
         await asyncio.sleep(0)  # first holds the only key
         second = asyncio.create_task(ask())
-        while pool.stats()["waiting"] != 1:
-            await asyncio.sleep(0)
+        await await_until(lambda: pool.stats()["waiting"] == 1)
         gate.set()  # runs only because the loop is free: first ends, second gets the key
         return [await first, await second]
 
     assert asyncio.run(main()) == ["a", "a"]
     assert pool.stats()["in_flight"] == 0 and pool.stats()["exhausted"] == 0
+
+
+def test_a_task_waits_at_most_max_wait_then_gets_a_rate_limit_error() -> None:
+    clock = ReadCountingClock()
+    pool = KeyPool({"a": A}, max_concurrent_per_key=1, max_wait=5.0, clock=clock)
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        @pool
+        async def ask(*, api_key: str) -> str:
+            await gate.wait()
+            return NAMES[api_key]
+
+        first = asyncio.create_task(ask())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(ask())
+        await await_until(lambda: pool.stats()["waiting"] == 1)
+        await clock.aadvance_and_wait_for_a_look(4.999)
+        assert not second.done()  # not a moment early
+        clock.advance(0.001)
+        with pytest.raises(RateLimitError, match="waited 5s"):
+            await second
+        gate.set()
+        assert await first == "a"
+
+    asyncio.run(main())
+    assert pool.stats()["exhausted"] == 1 and pool.stats()["waiting"] == 0 and pool.stats()["in_flight"] == 0
 
 
 def test_waiters_get_the_pools_error_when_the_busy_key_is_disabled(fake_clock: FakeClock) -> None:

@@ -12,15 +12,8 @@ import pytest
 from resilient import FakeClock, QueueFullError, QueueTimeoutError, describe
 from resilient.priorities import Priority, as_priority, current_priority, priority
 from resilient.queue import RequestQueue, queued
+from waiting import ReadCountingClock, wait_until
 
-
-def wait_until(condition, limit: float = 5.0) -> None:
-    """Block until ``condition()`` holds (another thread changes it); fail after ``limit`` real seconds."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.0005)
 
 
 class Holder:
@@ -372,8 +365,9 @@ async def test_a_full_queue_rejects_while_waiters_keep_their_place(fake_clock: F
     assert shared.stats()["admitted"] == 3 and shared.stats()["rejected"] == 1
 
 
-async def test_async_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) -> None:
-    shared = RequestQueue(max_concurrent=1, timeout=5.0)
+async def test_async_wait_timeout_raises_and_leaves_the_queue() -> None:
+    clock = ReadCountingClock()
+    shared = RequestQueue(max_concurrent=1, timeout=5.0, clock=clock)
     gate = asyncio.Event()
 
     @queued(queue=shared)
@@ -386,7 +380,9 @@ async def test_async_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeCl
     await yield_to_tasks()
     assert shared.stats()["size"] == 1
 
-    fake_clock.advance(5.0)
+    await clock.aadvance_and_wait_for_a_look(4.999)
+    assert not waiter.done()  # not a moment early
+    clock.advance(0.001)
     with pytest.raises(QueueTimeoutError, match="5s"):
         await waiter
 
@@ -397,8 +393,9 @@ async def test_async_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeCl
     assert shared.stats()["active"] == 0
 
 
-def test_thread_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) -> None:
-    shared = RequestQueue(max_concurrent=1)
+def test_thread_wait_timeout_raises_and_leaves_the_queue() -> None:
+    clock = ReadCountingClock()
+    shared = RequestQueue(max_concurrent=1, clock=clock)
     holder = Holder(shared)
     outcome: list[BaseException] = []
 
@@ -415,7 +412,9 @@ def test_thread_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) 
     thread = threading.Thread(target=run)
     thread.start()
     wait_until(lambda: shared.stats()["size"] == 1)
-    fake_clock.advance(3.0)
+    clock.advance_and_wait_for_a_look(2.999)
+    assert thread.is_alive() and not outcome  # not a moment early
+    clock.advance(0.001)
     thread.join(5)
     holder.release()
 
@@ -423,7 +422,8 @@ def test_thread_wait_timeout_raises_and_leaves_the_queue(fake_clock: FakeClock) 
     assert shared.stats()["size"] == 0 and shared.stats()["timed_out"] == 1 and shared.stats()["active"] == 0
 
 
-def test_timeout_with_the_system_clock_gives_up_after_that_long() -> None:
+def test_timeout_with_the_system_clock_gives_up_and_not_before() -> None:
+    # The system clock's branch blocks on the waiter's lock with a timeout (no polling).
     shared = RequestQueue(max_concurrent=1)
     holder = Holder(shared)
 
@@ -436,7 +436,7 @@ def test_timeout_with_the_system_clock_gives_up_after_that_long() -> None:
         work()
     holder.release()
 
-    assert 0.01 <= time.monotonic() - started < 2.0
+    assert time.monotonic() - started >= 0.01
 
 
 # ----------------------------------------------------------------- cancellation and streams

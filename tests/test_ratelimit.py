@@ -187,17 +187,25 @@ async def test_async_calls_wait_through_the_clock(fake_clock: FakeClock) -> None
     assert fake_clock.sleeps == [4.0, 4.0]
 
 
+class SleepUntilCancelledClock(FakeClock):
+    """A FakeClock whose ``asleep`` stays asleep (time frozen) until the task is cancelled."""
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
 async def test_a_cancelled_wait_gives_its_units_back() -> None:
-    limiter = RateLimiter(1, 60)
+    limiter = RateLimiter(1, 60, clock=SleepUntilCancelledClock())
     limiter.acquire()
 
     waiting = asyncio.create_task(limiter.acquire_async())
     await asyncio.sleep(0)
+    assert limiter.available() == -1.0  # the waiter reserved the next unit
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
 
-    assert limiter.available() == pytest.approx(0.0, abs=0.01)
+    assert limiter.available() == 0.0
 
 
 def test_a_stream_is_admitted_when_it_starts(fake_clock: FakeClock) -> None:
