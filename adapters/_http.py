@@ -16,7 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -40,6 +40,8 @@ __all__ = [
     "send",
     "json_of",
     "malformed",
+    "expect",
+    "count",
     "sse_events",
     "ndjson",
     "provider_request_id",
@@ -51,6 +53,7 @@ __all__ = [
 
 _EXCERPT = 200
 _local = threading.local()
+_T = TypeVar("_T")
 
 
 def _session() -> requests.Session:
@@ -256,24 +259,63 @@ def json_of(response: requests.Response, provider: str) -> Any:
 
 def malformed(response: requests.Response, provider: str, what: str, body: Any = None) -> ProviderError:
     """A :class:`ProviderError` for a body that is not what the protocol promises."""
-    text = body if isinstance(body, str) else (json.dumps(body)[: _EXCERPT * 2] if body is not None else None)
-    if text is None:
+    if body is None:
         try:
             text = response.text
         except Exception:  # noqa: BLE001 - the body itself may be unreadable; the status still matters
             text = ""
+    else:
+        text = body if isinstance(body, str) else json.dumps(body)
     return ProviderError(
         f"malformed response: {what}: {_excerpt(text)!r}",
         status=response.status_code,
         provider=provider,
         request_id=provider_request_id(response),
-        body=text,
+        body=text if body is None or isinstance(body, str) else text[: _EXCERPT * 2],
     )
 
 
+_KIND_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number"}
+
+
+def expect(
+    value: Any, kind: type[_T], response: requests.Response, provider: str, what: str, *,
+    body: Any = None, absent: _T | None = None,
+) -> _T:  # fmt: skip
+    """``value`` if it is a ``kind`` (``dict``, ``list``, ``str``), else a malformed-response error.
+
+    The one accessor for the shape of a provider's JSON: a body can be valid
+    JSON and still hold a string where an object belongs, and reading it
+    blindly raises ``AttributeError``/``TypeError`` that no retry policy or
+    caller can classify. ``absent`` is what an optional field left out or
+    ``null`` means (``{}``, ``[]``, ``""``); without it ``null`` is malformed
+    too. ``body`` (default ``value``) is what the error's excerpt shows.
+    """
+    if value is None and absent is not None:
+        return absent
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    raise malformed(response, provider, f"{what} is not {_KIND_NAMES.get(kind, kind.__name__)}", value if body is None else body)
+
+
+def count(value: Any, response: requests.Response, provider: str, what: str, *, body: Any = None) -> int:
+    """A token count: a whole number, ``0`` when absent; anything else is a malformed response, not a ``ValueError``."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return expect(value, int, response, provider, what, body=body)
+
+
 def _excerpt(text: str) -> str:
-    text = " ".join(str(text).split())
-    return redact(text[:_EXCERPT] + ("…" if len(text) > _EXCERPT else ""))
+    """One line of at most ``_EXCERPT`` characters, keys masked.
+
+    Redacted before it is cut, as :class:`~resilient.errors.ResilientError`
+    does: a key cut in half no longer matches the credential patterns, and its
+    first characters would survive into the message.
+    """
+    text = redact(" ".join(str(text).split()))
+    return text[:_EXCERPT] + ("…" if len(text) > _EXCERPT else "")
 
 
 def _host(url: str) -> str:
@@ -299,11 +341,28 @@ def _lines(response: requests.Response, provider: str) -> Iterator[str]:
 
 
 def sse_events(response: requests.Response, provider: str) -> Iterator[tuple[str | None, str]]:
-    """``(event name, data)`` for each Server-Sent Event; comments and ``id:``/``retry:`` fields are skipped."""
+    """``(event name, data)`` for each Server-Sent Event; comments and ``id:``/``retry:`` fields are skipped.
+
+    Two departures from the SSE format are read too, because that is where
+    servers put their errors mid-stream. Gemini writes an error as a bare
+    (pretty-printed) JSON body with no ``data:`` prefix: lines from one that
+    starts with ``{`` or ``[`` are collected until the brackets balance and
+    yielded as data with no event name, as google-genai's reader does.
+    llama.cpp's server writes ``error: {json}``, a field of its own: it comes
+    out as an event named ``error``.
+    """
     event: str | None = None
     data: list[str] = []
+    raw = _RawJson()
     for line in _lines(response, provider):
-        if not line:
+        bare_json = not raw.lines and line.lstrip().startswith(("{", "["))
+        if bare_json and data:  # no blank line before it: the event before it is complete all the same
+            yield event, "\n".join(data)
+            event, data = None, []
+        if raw.lines or bare_json:
+            if raw.add(line):
+                yield None, raw.flush()
+        elif not line:
             if data:
                 yield event, "\n".join(data)
             event, data = None, []
@@ -316,8 +375,46 @@ def sse_events(response: requests.Response, provider: str) -> Iterator[tuple[str
                 event = value
             elif field == "data":
                 data.append(value)
+            elif field == "error":
+                event = "error"
+                data.append(value)
+    if raw.lines:
+        yield None, raw.flush()  # never balanced: the caller's JSON parsing says it is malformed
     if data:
         yield event, "\n".join(data)
+
+
+class _RawJson:
+    """Lines of a JSON body sent outside any SSE field, until its brackets balance (ignoring those in strings)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._depth = 0
+        self._in_string = self._escaped = False
+
+    def add(self, line: str) -> bool:
+        """Take one more line; whether the body is now complete."""
+        self.lines.append(line)
+        for char in line:
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif char == "\\":
+                    self._escaped = True
+                elif char == '"':
+                    self._in_string = False
+            elif char == '"':
+                self._in_string = True
+            elif char in "{[":
+                self._depth += 1
+            elif char in "}]":
+                self._depth -= 1
+        return self._depth <= 0
+
+    def flush(self) -> str:
+        text = "\n".join(self.lines)
+        self.lines, self._depth, self._in_string, self._escaped = [], 0, False, False
+        return text
 
 
 def ndjson(response: requests.Response, provider: str) -> Iterator[Any]:

@@ -9,6 +9,18 @@ Messages are Anthropic-shaped (``{"role": "user"|"assistant", "content":
 str | blocks}``); system messages found in the list are pulled into the
 ``system`` parameter, as the API requires. ``max_tokens`` is required by the
 API; it defaults to 4096 here.
+
+Usage counts every input token the request was billed for: Anthropic's
+``input_tokens`` leaves out the prompt-cache reads and writes, so they are
+added in (as OpenAI's ``prompt_tokens`` includes cached tokens), and a
+request that touched the cache also reports ``cache_read_input_tokens`` and
+``cache_creation_input_tokens`` on their own, because they are priced
+differently. A stream's ``message_delta`` usage is cumulative: the largest
+value seen of each count is kept.
+
+An error inside a stream has no HTTP status of its own: its type gives one
+(:data:`resilient.adapters.translate.ANTHROPIC_ERROR_STATUS`), so that
+``billing_error`` is a 402 that is not retried, ``timeout_error`` a 504 that is.
 """
 
 from __future__ import annotations
@@ -42,17 +54,7 @@ FINISH = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-# Anthropic's error types, for errors that arrive inside a stream (no HTTP status of their own).
-_ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}
+_USAGE_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
 
 
 def chat(
@@ -232,7 +234,9 @@ def parse_message(data: Any, response: requests.Response) -> dict[str, Any]:
     """A Messages API ``message`` object as the toolkit's result dict."""
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise _http.malformed(response, PROVIDER, "no content list", data)
-    text = "".join(b.get("text", "") for b in data["content"] if isinstance(b, dict) and b.get("type") == "text")
+    texts = [b.get("text") for b in data["content"] if isinstance(b, dict) and b.get("type") == "text"]
+    text = "".join(_http.expect(t, str, response, PROVIDER, "a text block's text", body=data, absent="") for t in texts)
+    stop_reason = _http.expect(data.get("stop_reason"), str, response, PROVIDER, "stop_reason", body=data, absent="")
     tool_calls = [
         {"id": b.get("id"), "name": b.get("name"), "arguments": b.get("input") or {}}
         for b in data["content"]
@@ -241,19 +245,28 @@ def parse_message(data: Any, response: requests.Response) -> dict[str, Any]:
     return {
         "text": text,
         "model": data.get("model"),
-        "finish_reason": FINISH.get(data.get("stop_reason") or "", data.get("stop_reason")),
+        "finish_reason": FINISH.get(stop_reason, stop_reason) or None,
         "tool_calls": tool_calls,
-        "usage": usage(data.get("usage")),
+        "usage": usage(data.get("usage"), response),
         "request_id": _http.provider_request_id(response) or data.get("id"),
         "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
 
-def usage(raw: Any) -> dict[str, int]:
-    raw = raw if isinstance(raw, dict) else {}
-    inp, out = int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0)
-    return _http.usage(inp, out)
+def usage(raw: Any, response: requests.Response, provider: str = PROVIDER) -> dict[str, int]:
+    """The toolkit's usage for Anthropic's: cache reads and writes counted as input, and also shown on their own."""
+    counts = _counts(raw, response, provider)
+    cache_write, cache_read = counts["cache_creation_input_tokens"], counts["cache_read_input_tokens"]
+    result = _http.usage(counts["input_tokens"] + cache_write + cache_read, counts["output_tokens"])
+    if cache_write or cache_read:
+        result.update(cache_creation_input_tokens=cache_write, cache_read_input_tokens=cache_read)
+    return result
+
+
+def _counts(raw: Any, response: requests.Response, provider: str) -> dict[str, int]:
+    raw = _http.expect(raw, dict, response, provider, "usage", absent={})
+    return {name: _http.count(raw.get(name), response, provider, f"usage.{name}", body=raw) for name in _USAGE_FIELDS}
 
 
 def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
@@ -272,42 +285,48 @@ def stream_chunks(
     Shared by every transport of the Messages stream: SSE here, AWS
     event-stream frames on Bedrock. ``provider`` names the errors raised.
     """
-    input_tokens = output_tokens = 0
+    counts = dict.fromkeys(_USAGE_FIELDS, 0)
     finish_reason: str | None = None
     tools: dict[int, dict[str, Any]] = {}
     for event, payload in events:
-        kind = payload.get("type", event) if isinstance(payload, dict) else event
+        payload = _http.expect(payload, dict, response, provider, "stream event")
+        kind = payload.get("type", event)
         if kind == "message_start":
-            input_tokens = int(((payload.get("message") or {}).get("usage") or {}).get("input_tokens") or 0)
+            message = _http.expect(payload.get("message"), dict, response, provider, "message", body=payload, absent={})
+            _keep_largest(counts, message.get("usage"), response, provider)
         elif kind == "content_block_start":
-            block = payload.get("content_block") or {}
+            block = _http.expect(payload.get("content_block"), dict, response, provider, "content_block", body=payload, absent={})
             if block.get("type") == "tool_use":
-                tools[payload.get("index", 0)] = {"id": block.get("id"), "name": block.get("name"), "json": ""}
+                tools[_index(payload, response, provider)] = {"id": block.get("id"), "name": block.get("name"), "json": ""}
         elif kind == "content_block_delta":
-            delta = payload.get("delta") or {}
-            if delta.get("type") == "text_delta" and delta.get("text"):
-                yield {"text": delta["text"], "done": False}
+            delta = _http.expect(payload.get("delta"), dict, response, provider, "delta", body=payload, absent={})
+            if delta.get("type") == "text_delta":
+                text = _http.expect(delta.get("text"), str, response, provider, "delta.text", body=payload, absent="")
+                if text:
+                    yield {"text": text, "done": False}
             elif delta.get("type") == "input_json_delta":
-                tools.setdefault(payload.get("index", 0), {"id": None, "name": None, "json": ""})
-                tools[payload.get("index", 0)]["json"] += delta.get("partial_json") or ""
+                piece = _http.expect(delta.get("partial_json"), str, response, provider, "partial_json", body=payload, absent="")
+                tools.setdefault(_index(payload, response, provider), {"id": None, "name": None, "json": ""})["json"] += piece
         elif kind == "message_delta":
-            stop_reason = (payload.get("delta") or {}).get("stop_reason")
-            finish_reason = FINISH.get(stop_reason or "", stop_reason)
-            output_tokens = int((payload.get("usage") or {}).get("output_tokens") or output_tokens)
+            delta = _http.expect(payload.get("delta"), dict, response, provider, "delta", body=payload, absent={})
+            stop_reason = _http.expect(delta.get("stop_reason"), str, response, provider, "stop_reason", body=payload, absent="")
+            finish_reason = FINISH.get(stop_reason, stop_reason) or None
+            # Cumulative counts: the latest is the largest, and a count it leaves out keeps its value.
+            _keep_largest(counts, payload.get("usage"), response, provider)
         elif kind == "message_stop":
             yield {
                 "text": "",
                 "done": True,
                 "finish_reason": finish_reason,
                 "tool_calls": [_tool_call(t, response, provider) for _, t in sorted(tools.items())],
-                "usage": usage({"input_tokens": input_tokens, "output_tokens": output_tokens}),
+                "usage": usage(counts, response, provider),
                 "request_id": _http.provider_request_id(response),
                 "rate_limit": _http.rate_limits(response),
             }
             return
         elif kind == "error":
-            error = payload.get("error") or {}
-            status = _ERROR_STATUS.get(str(error.get("type")), 500)
+            error = _http.expect(payload.get("error"), dict, response, provider, "error", body=payload, absent={})
+            status = translate.ANTHROPIC_ERROR_STATUS.get(str(error.get("type")), 500)
             raise error_for_status(
                 status,
                 f"{error.get('type')}: {error.get('message')} (mid-stream)",
@@ -317,6 +336,15 @@ def stream_chunks(
             )
         # ping and unknown future event types are ignored, as the API asks.
     raise _http.stream_cut(response, provider, "message_stop")
+
+
+def _keep_largest(counts: dict[str, int], raw: Any, response: requests.Response, provider: str) -> None:
+    for name, value in _counts(raw, response, provider).items():
+        counts[name] = max(counts[name], value)
+
+
+def _index(payload: dict[str, Any], response: requests.Response, provider: str) -> int:
+    return _http.count(payload.get("index"), response, provider, "index", body=payload)
 
 
 def _tool_call(tool: dict[str, Any], response: requests.Response, provider: str) -> dict[str, Any]:

@@ -17,7 +17,10 @@ These rules are :mod:`resilient.adapters.translate`'s, shared with the
 registry and the gateway.
 
 A 429's retry hint is read from the ``Retry-After`` header, else from the
-``RetryInfo`` detail (``retryDelay``) where Google puts it.
+``RetryInfo`` detail (``retryDelay``) where Google puts it. An error that
+arrives inside a stream (Google writes it as a bare JSON body, without
+``data:``) raises the taxonomy's error for its ``code`` with that hint too,
+not a cut-stream error that would hide a 400 or a 429's wait.
 """
 
 from __future__ import annotations
@@ -272,9 +275,9 @@ def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
     """A ``GenerateContentResponse`` as the toolkit's result dict."""
     if not isinstance(data, dict):
         raise _http.malformed(response, PROVIDER, "response is not an object", data)
-    candidates = data.get("candidates")
+    candidates = _http.expect(data.get("candidates"), list, response, PROVIDER, "candidates", body=data, absent=[])
     if not candidates:
-        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+        blocked = _block_reason(data, response)
         if not blocked:
             raise _http.malformed(response, PROVIDER, "no candidates", data)
         text, calls, finish = "", [], "content_filter"  # type: tuple[str, list[dict[str, Any]], str | None]
@@ -289,16 +292,15 @@ def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
         "model": data.get("modelVersion"),
         "finish_reason": finish,
         "tool_calls": calls,
-        "usage": _usage(data.get("usageMetadata")),
+        "usage": _usage(data.get("usageMetadata"), response),
         "request_id": _http.provider_request_id(response) or data.get("responseId"),
         "raw": data,
     }
 
 
 def _content(candidate: dict[str, Any], response: requests.Response) -> tuple[str, list[dict[str, Any]]]:
-    parts = (candidate.get("content") or {}).get("parts") or []
-    if not isinstance(parts, list):
-        raise _http.malformed(response, PROVIDER, "content.parts is not a list", candidate)
+    content = _http.expect(candidate.get("content"), dict, response, PROVIDER, "content", body=candidate, absent={})
+    parts = _http.expect(content.get("parts"), list, response, PROVIDER, "content.parts", body=candidate, absent=[])
     text = "".join(
         p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
     )
@@ -313,37 +315,44 @@ def _function_calls(parts: list[Any]) -> list[dict[str, Any]]:
     return [p["functionCall"] for p in parts if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)]
 
 
-def _finish(reason: str | None, calls: list[dict[str, Any]]) -> str | None:
-    if reason is None:
+def _finish(reason: Any, calls: list[dict[str, Any]]) -> str | None:
+    if not isinstance(reason, str):
         return None
     if calls and reason == "STOP":
         return "tool_calls"
     return FINISH.get(reason, reason.lower())
 
 
-def _usage(raw: Any) -> dict[str, int]:
-    raw = raw if isinstance(raw, dict) else {}
-    inp = int(raw.get("promptTokenCount") or 0)
-    out = int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0)
-    return _http.usage(inp, out, int(raw.get("totalTokenCount") or 0))
+def _usage(raw: Any, response: requests.Response) -> dict[str, int]:
+    raw = _http.expect(raw, dict, response, PROVIDER, "usageMetadata", absent={})
+    inp, candidates, thoughts, total = (
+        _http.count(raw.get(name), response, PROVIDER, f"usageMetadata.{name}", body=raw)
+        for name in ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount", "totalTokenCount")
+    )
+    return _http.usage(inp, candidates + thoughts, total)
+
+
+def _block_reason(data: dict[str, Any], response: requests.Response) -> Any:
+    feedback = _http.expect(data.get("promptFeedback"), dict, response, PROVIDER, "promptFeedback", body=data, absent={})
+    return feedback.get("blockReason")
 
 
 def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
-    usage = _usage(None)
+    usage = _usage(None, response)
     for _, data in _http.sse_events(response, PROVIDER):
         chunk = _http.parse_json_text(data, response, PROVIDER)
         if isinstance(chunk, list) and chunk:
             chunk = chunk[0]
         if not isinstance(chunk, dict):
             raise _http.malformed(response, PROVIDER, "stream event is not an object", data)
-        if "error" in chunk:
+        if chunk.get("error"):
             raise _stream_error(chunk, response)
         if chunk.get("usageMetadata"):
-            usage = _usage(chunk["usageMetadata"])
+            usage = _usage(chunk["usageMetadata"], response)
         candidates = chunk.get("candidates")
         if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
-            if (chunk.get("promptFeedback") or {}).get("blockReason"):
+            if _block_reason(chunk, response):
                 yield _final("content_filter", calls, usage, response)
                 return
             raise _http.malformed(response, PROVIDER, "stream event without candidates", chunk)
@@ -371,13 +380,17 @@ def _final(
 
 
 def _stream_error(chunk: dict[str, Any], response: requests.Response) -> ProviderError:
+    """The taxonomy's error for an error inside a stream: its ``code`` (else its ``status`` name's) and ``RetryInfo`` delay."""
     error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
     code = error.get("code")
+    if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
+        code = translate.GEMINI_ERROR_STATUS.get(str(error.get("status")), 500)
     return error_for_status(
-        code if isinstance(code, int) else 500,
+        code,
         f"{error.get('status') or 'error'}: {error.get('message')} (mid-stream)",
         provider=PROVIDER,
         request_id=_http.provider_request_id(response),
+        retry_after=translate.gemini_retry_delay(chunk),
         body=chunk,
     )
 

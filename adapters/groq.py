@@ -12,15 +12,25 @@ preview models, by what they take in. Groq changes it often; pass
 ``online=True`` to :func:`list_models` to ask the API (``GET /models``)
 instead, each id put in a category by the catalogue or, for ids it does not
 know, by name (``whisper``/``tts`` → audio, ``vision``/``llama-4`` → vision).
+
+Two Groq-only signals: status 498 (``capacity_exceeded``, flex processing
+out of capacity; Groq says to retry with backoff) is raised as
+:class:`~resilient.errors.OverloadedError`, not as an unknown 4xx that is
+never retried; and a stream that Groq stops early (a chunk with
+``x_groq.error``) raises :class:`~resilient.errors.ServerError` rather than
+ending quietly without a finish reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
+
+from resilient.errors import OverloadedError, ProviderError
 
 from . import _http
 from . import client as _client
@@ -34,6 +44,8 @@ DEFAULT_BASE_URL = "https://api.groq.com/openai/v1"
 KEY_ENV = ("GROQ_API_KEY",)
 BASE_URL_ENV = ("GROQ_BASE_URL",)
 CATEGORIES = ("chat", "vision", "audio")
+#: Groq's "flex tier out of capacity" status (https://console.groq.com/docs/flex-processing).
+CAPACITY_EXCEEDED = 498
 
 #: model id → category. Vision models also chat (:func:`is_compatible_model` knows).
 MODELS: dict[str, str] = {
@@ -74,7 +86,9 @@ def chat(
 ) -> dict[str, Any]:
     """One chat completion, as the toolkit's plain dict."""
     body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
-    return chat_at(_base(base_url), body, _http.credential(api_key, KEY_ENV, PROVIDER), PROVIDER, timeout, request_id, session)
+    key = _http.credential(api_key, KEY_ENV, PROVIDER)
+    with _capacity_is_overload():
+        return chat_at(_base(base_url), body, key, PROVIDER, timeout, request_id, session)
 
 
 def stream_chat(
@@ -97,7 +111,8 @@ def stream_chat(
     """Stream a chat completion: ``{"text", "done": False}`` chunks, then the final one."""
     body = chat_body(messages, model, max_tokens, temperature, system, tools, tool_choice, stop, extra)
     key = _http.credential(api_key, KEY_ENV, PROVIDER)
-    yield from stream_chat_at(_base(base_url), body, key, PROVIDER, timeout, request_id, session)
+    with _capacity_is_overload():
+        yield from stream_chat_at(_base(base_url), body, key, PROVIDER, timeout, request_id, session)
 
 
 def list_models(
@@ -118,7 +133,8 @@ def list_models(
     _check(category)
     if online:
         key = _http.credential(api_key, KEY_ENV, PROVIDER)
-        ids = model_ids_at(_base(base_url), key, PROVIDER, timeout, request_id, session)
+        with _capacity_is_overload():
+            ids = model_ids_at(_base(base_url), key, PROVIDER, timeout, request_id, session)
     else:
         ids = list(MODELS)
     return sorted(i for i in ids if category is None or category_of(i) == category)
@@ -146,6 +162,23 @@ def category_of(name: str) -> str:
 def _check(category: str | None) -> None:
     if category is not None and category not in CATEGORIES:
         raise ValueError(f"category must be one of {CATEGORIES}, got {category!r}")
+
+
+@contextlib.contextmanager
+def _capacity_is_overload() -> Iterator[None]:
+    """Groq's 498 raised as the overload it is (retried with backoff), the provider's fields kept.
+
+    The generic taxonomy knows no 498 and would make it a never-retried 4xx.
+    """
+    try:
+        yield
+    except ProviderError as exc:
+        if exc.status != CAPACITY_EXCEEDED:
+            raise
+        raise OverloadedError(
+            exc.message, status=exc.status, provider=exc.provider, request_id=exc.request_id,
+            retry_after=exc.retry_after, body=exc.body, should_retry=exc.should_retry,
+        ) from exc  # fmt: skip
 
 
 def _base(base_url: str | None) -> str:

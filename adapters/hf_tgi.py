@@ -21,7 +21,7 @@ from resilient.errors import error_for_status
 
 from . import _http
 from . import client as _client
-from .openai import chat_at, chat_body, stream_chat_at
+from .openai import TGI_ERROR_STATUS, chat_at, chat_body, stream_chat_at
 
 __all__ = ["Client", "generate_text", "stream_generate_text", "chat", "stream_chat"]
 
@@ -33,8 +33,6 @@ KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls bac
 MODEL = "tgi"  # TGI serves one model; its Messages API accepts any name
 
 _FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
-# TGI's error_type, for errors sent inside a stream (no HTTP status of their own).
-_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 500, "incomplete_generation": 500}
 
 
 def generate_text(
@@ -59,13 +57,13 @@ def generate_text(
         data = data[0]  # the compatibility route's shape
     if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
         raise _http.malformed(response, PROVIDER, "no generated_text", data)
-    details = data.get("details") or {}
+    details = _http.expect(data.get("details"), dict, response, PROVIDER, "details", body=data, absent={})
     return {
         "text": data["generated_text"],
         "model": None,
         "finish_reason": _finish(details),
         "tool_calls": [],
-        "usage": _usage(details),
+        "usage": _usage(details, response),
         "request_id": _http.provider_request_id(response),
         "raw": data,
     }
@@ -92,9 +90,9 @@ def stream_generate_text(
         event = _http.parse_json_text(data, response, PROVIDER)
         if not isinstance(event, dict):
             raise _http.malformed(response, PROVIDER, "stream event is not an object", data)
-        if "error" in event:
+        if event.get("error"):
             raise error_for_status(
-                _ERROR_STATUS.get(str(event.get("error_type")), 500),
+                TGI_ERROR_STATUS.get(str(event.get("error_type")), 500),
                 f"{event.get('error_type') or 'error'}: {event['error']} (mid-stream)",
                 provider=PROVIDER,
                 request_id=_http.provider_request_id(response),
@@ -103,16 +101,17 @@ def stream_generate_text(
         token = event.get("token")
         if not isinstance(token, dict):
             raise _http.malformed(response, PROVIDER, "stream event without token", event)
-        if token.get("text") and not token.get("special"):
-            yield {"text": token["text"], "done": False}
+        text = _http.expect(token.get("text"), str, response, PROVIDER, "token.text", body=event, absent="")
+        if text and not token.get("special"):
+            yield {"text": text, "done": False}
         if event.get("generated_text") is not None:
-            details = event.get("details") or {}
+            details = _http.expect(event.get("details"), dict, response, PROVIDER, "details", body=event, absent={})
             yield {
                 "text": "",
                 "done": True,
                 "finish_reason": _finish(details),
                 "tool_calls": [],
-                "usage": _usage(details),
+                "usage": _usage(details, response),
                 "request_id": _http.provider_request_id(response),
             }
             return
@@ -191,11 +190,11 @@ def _post(
 
 def _finish(details: dict[str, Any]) -> str | None:
     reason = details.get("finish_reason")
-    return _FINISH.get(reason, reason) if reason else None
+    return _FINISH.get(reason, reason) if isinstance(reason, str) and reason else None
 
 
-def _usage(details: dict[str, Any]) -> dict[str, int]:
-    out = int(details.get("generated_tokens") or 0)
+def _usage(details: dict[str, Any], response: requests.Response) -> dict[str, int]:
+    out = _http.count(details.get("generated_tokens"), response, PROVIDER, "details.generated_tokens", body=details)
     return _http.usage(0, out)
 
 

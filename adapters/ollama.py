@@ -1,11 +1,14 @@
 """Ollama's native API: chat, generate (plain and streamed), embeddings, installed models.
 
-``base_url`` is the server root, as the official ``ollama`` client takes it
-(``OLLAMA_HOST`` or ``OLLAMA_API_URL``, default ``http://localhost:11434``;
-a host without a scheme such as ``0.0.0.0:11434`` gets ``http://``, and a
-trailing ``/api`` is dropped); the adapter adds ``/api/...`` itself. A local
-server needs no key; when ``api_key=`` or ``OLLAMA_API_KEY`` is given (a
-proxy, Ollama's cloud) it is sent as a Bearer token.
+``base_url`` is the server root, read as the official ``ollama`` client
+reads ``OLLAMA_HOST`` (``OLLAMA_HOST`` or ``OLLAMA_API_URL``, default
+``http://localhost:11434``): a missing scheme is ``http``, a missing host
+``127.0.0.1``, a missing port 11434 (``example.com`` →
+``http://example.com:11434``, ``:56789`` → ``http://127.0.0.1:56789``); an
+explicit scheme, port or path is kept and a trailing ``/api`` dropped. The
+adapter adds ``/api/...`` itself. A local server needs no key; when
+``api_key=`` or ``OLLAMA_API_KEY`` is given (a proxy, Ollama's cloud) it is
+sent as a Bearer token.
 
 Ollama streams newline-delimited JSON and ends every stream with a line
 carrying ``done: true`` and the token counts; a stream that ends without it
@@ -15,6 +18,7 @@ raises :class:`~resilient.errors.ProviderConnectionError`.
 from __future__ import annotations
 
 import sys
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -31,6 +35,7 @@ PROVIDER = "ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"
 BASE_URL_ENV = ("OLLAMA_HOST", "OLLAMA_API_URL")
 KEY_ENV = ("OLLAMA_API_KEY",)
+DEFAULT_PORT = 11434
 KEY_OPTIONAL = True  # a local server usually takes no key: its Client falls back to a keyless pool
 _FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 
@@ -62,13 +67,13 @@ def chat(
     data = _http.json_of(response, PROVIDER)
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
         raise _http.malformed(response, PROVIDER, "no message", data)
-    calls = _tool_calls(data["message"])
+    calls = _tool_calls(data["message"], response, data)
     return {
-        "text": data["message"].get("content") or "",
+        "text": _http.expect(data["message"].get("content"), str, response, PROVIDER, "message.content", body=data, absent=""),
         "model": data.get("model"),
         "finish_reason": "tool_calls" if calls else _finish(data),
         "tool_calls": calls,
-        "usage": _usage(data),
+        "usage": _usage(data, response),
         "request_id": _http.provider_request_id(response),
         "raw": data,
     }
@@ -94,7 +99,7 @@ def stream_chat(
     """Stream ``/api/chat``: ``{"text", "done": False}`` chunks, then the final one with usage and tool calls."""
     body = _chat_body(messages, model, max_tokens, temperature, system, tools, stop, extra)
     response = _post("/api/chat", {**body, "stream": True}, api_key, base_url, timeout, request_id, session, stream=True)
-    yield from _lines(response, lambda line: (line.get("message") or {}).get("content"))
+    yield from _lines(response, "message")
 
 
 def generate(
@@ -123,7 +128,7 @@ def generate(
         "model": data.get("model"),
         "finish_reason": _finish(data),
         "tool_calls": [],
-        "usage": _usage(data),
+        "usage": _usage(data, response),
         "request_id": _http.provider_request_id(response),
         "raw": data,
     }
@@ -149,7 +154,7 @@ def stream_generate(
     response = _post(
         "/api/generate", {**body, "stream": True}, api_key, base_url, timeout, request_id, session, stream=True
     )
-    yield from _lines(response, lambda line: line.get("response"))
+    yield from _lines(response, "response")
 
 
 def embed(
@@ -170,7 +175,7 @@ def embed(
     vectors = data.get("embeddings") if isinstance(data, dict) else None
     if not isinstance(vectors, list) or not all(isinstance(v, list) for v in vectors):
         raise _http.malformed(response, PROVIDER, "no embeddings list", data)
-    tokens = int(data.get("prompt_eval_count") or 0)
+    tokens = _http.count(data.get("prompt_eval_count"), response, PROVIDER, "prompt_eval_count", body=data)
     return {
         "embeddings": vectors,
         "model": data.get("model"),
@@ -208,11 +213,24 @@ def list_models(
 
 
 def base(base_url: str | None) -> str:
-    """The server root: ``base_url``, else ``OLLAMA_HOST``/``OLLAMA_API_URL``, else the local default."""
-    url = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    return url.removesuffix("/api")
+    """The server root: ``base_url``, else ``OLLAMA_HOST``/``OLLAMA_API_URL``, else the local default.
+
+    Completed as ollama-python's ``_parse_host`` does, because that is how
+    users write ``OLLAMA_HOST`` (``0.0.0.0``, ``gpu-box``, ``:8080``): taken as
+    they are, ``http://gpu-box`` would go to port 80.
+    """
+    url = (base_url or _http.setting(BASE_URL_ENV, DEFAULT_BASE_URL) or DEFAULT_BASE_URL).strip()
+    scheme, _, rest = url.partition("://")
+    if not rest:
+        scheme, rest = "http", url
+    split = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    host = split.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"  # urlsplit drops an IPv6 address's brackets
+    port = split.port if split.port is not None else (None if "://" in url else DEFAULT_PORT)
+    path = split.path.strip("/")
+    path = "" if path == "api" else path.removesuffix("/api")
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "") + (f"/{path}" if path else "")
 
 
 def _auth(api_key: str | None) -> dict[str, str]:
@@ -285,21 +303,23 @@ def _post(
     )
 
 
-def _lines(response: requests.Response, text_of: Any) -> Iterator[dict[str, Any]]:
-    """The NDJSON lines of a chat or generate stream as the toolkit's chunks."""
+def _lines(response: requests.Response, field: str) -> Iterator[dict[str, Any]]:
+    """The NDJSON lines of a chat (text in ``message.content``) or generate (in ``response``) stream as chunks."""
     calls: list[dict[str, Any]] = []
     for line in _http.ndjson(response, PROVIDER):
         if not isinstance(line, dict):
             raise _http.malformed(response, PROVIDER, "stream line is not an object", line)
-        if "error" in line:
+        if line.get("error"):
             raise error_for_status(
                 500, f"error mid-stream: {line['error']}", provider=PROVIDER,
                 request_id=_http.provider_request_id(response), body=line,
             )  # fmt: skip
         if "done" not in line:
             raise _http.malformed(response, PROVIDER, "stream line without done", line)
-        calls += _tool_calls(line.get("message") or {})
-        text = text_of(line)
+        message = _http.expect(line.get("message"), dict, response, PROVIDER, "message", body=line, absent={})
+        calls += _tool_calls(message, response, line)
+        raw = message.get("content") if field == "message" else line.get(field)
+        text = _http.expect(raw, str, response, PROVIDER, field, body=line, absent="")
         if text:
             yield {"text": text, "done": False}
         if line["done"]:
@@ -308,18 +328,20 @@ def _lines(response: requests.Response, text_of: Any) -> Iterator[dict[str, Any]
                 "done": True,
                 "finish_reason": "tool_calls" if calls else _finish(line),
                 "tool_calls": calls,
-                "usage": _usage(line),
+                "usage": _usage(line, response),
                 "request_id": _http.provider_request_id(response),
             }
             return
     raise _http.stream_cut(response, PROVIDER, 'a line with "done": true')
 
 
-def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+def _tool_calls(message: dict[str, Any], response: requests.Response, body: Any) -> list[dict[str, Any]]:
     """Ollama's tool calls (arguments already an object; no ids) in the toolkit's shape."""
     calls = []
-    for index, call in enumerate(message.get("tool_calls") or []):
-        function = (call or {}).get("function") or {}
+    found = _http.expect(message.get("tool_calls"), list, response, PROVIDER, "message.tool_calls", body=body, absent=[])
+    for index, call in enumerate(found):
+        call = _http.expect(call, dict, response, PROVIDER, "a tool call", body=body)
+        function = _http.expect(call.get("function"), dict, response, PROVIDER, "tool_call.function", body=body, absent={})
         arguments = function.get("arguments")
         calls.append(
             {
@@ -333,11 +355,12 @@ def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _finish(data: dict[str, Any]) -> str | None:
     reason = data.get("done_reason")
-    return _FINISH.get(reason, reason) if reason else ("stop" if data.get("done") else None)
+    return _FINISH.get(reason, reason) if isinstance(reason, str) and reason else ("stop" if data.get("done") else None)
 
 
-def _usage(data: dict[str, Any]) -> dict[str, int]:
-    inp, out = int(data.get("prompt_eval_count") or 0), int(data.get("eval_count") or 0)
+def _usage(data: dict[str, Any], response: requests.Response) -> dict[str, int]:
+    inp = _http.count(data.get("prompt_eval_count"), response, PROVIDER, "prompt_eval_count", body=data)
+    out = _http.count(data.get("eval_count"), response, PROVIDER, "eval_count", body=data)
     return _http.usage(inp, out)
 
 

@@ -109,9 +109,12 @@ def _token(data: str, response: requests.Response) -> tuple[str, str | None]:
         raise _http.malformed(response, PROVIDER, "stream event without choices", data)
     text, reason = "", None
     for choice in choices:
-        text += (choice.get("delta") or {}).get("content") or choice.get("text") or ""
+        choice = _http.expect(choice, dict, response, PROVIDER, "a choice", body=data)
+        delta = _http.expect(choice.get("delta"), dict, response, PROVIDER, "delta", body=data, absent={})
+        piece = delta.get("content") or choice.get("text")
+        text += _http.expect(piece, str, response, PROVIDER, "delta.content", body=data, absent="")
         reason = choice.get("finish_reason") or reason
-    return text, {"length": "length"}.get(reason or "", "stop" if reason else None)
+    return text, {"length": "length"}.get(str(reason or ""), "stop" if reason else None)
 
 
 def _body(

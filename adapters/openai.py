@@ -6,6 +6,15 @@ and :func:`embed_at` with their own base URL and credentials.
 
 ``base_url`` follows the official SDK: it includes ``/v1``
 (``OPENAI_BASE_URL`` in the environment, default ``https://api.openai.com/v1``).
+
+The stream reader knows how each of these servers reports an error after
+the 200 went out, so that the error keeps its real status: a chunk whose
+``error`` is set (``"error": null`` is a healthy chunk, as in the official
+SDK), with the status in ``error.code`` (vLLM, llama.cpp) or
+``error.http_status_code`` (TGI's Messages API) or TGI's ``error_type``;
+llama.cpp's non-standard ``error:`` SSE field; Groq's ``x_groq.error``
+(generation stopped early). Groq's ``x_groq.usage`` stands in for a missing
+``usage``.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 
 import requests
 
-from resilient.errors import error_for_status
+from resilient.errors import ProviderError, ServerError, error_for_status
 
 from . import _http
 from . import client as _client
@@ -36,6 +45,8 @@ _FINISH = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
+#: Text Generation Inference's ``error_type``, for the stream errors that carry no status of their own.
+TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 500, "incomplete_generation": 500}
 
 
 def _base(base_url: str | None) -> str:
@@ -203,22 +214,30 @@ def parse_chat(data: Any, response: requests.Response, provider: str = PROVIDER)
         message = choice["message"]
     except (KeyError, IndexError, TypeError):
         raise _http.malformed(response, provider, "no choices[0].message", data) from None
-    tool_calls = [_tool_call(call, response, provider) for call in message.get("tool_calls") or []]
+    choice = _http.expect(choice, dict, response, provider, "choices[0]", body=data)
+    message = _http.expect(message, dict, response, provider, "choices[0].message", body=data)
+    calls = _http.expect(message.get("tool_calls"), list, response, provider, "message.tool_calls", body=data, absent=[])
     return {
-        "text": message.get("content") or "",
+        "text": _http.expect(message.get("content"), str, response, provider, "message.content", body=data, absent=""),
         "model": data.get("model"),
-        "finish_reason": _FINISH.get(choice.get("finish_reason") or "", choice.get("finish_reason")),
-        "tool_calls": tool_calls,
-        "usage": _usage(data.get("usage")),
+        "finish_reason": _finish(choice.get("finish_reason"), response, provider, data),
+        "tool_calls": [_tool_call(call, response, provider, data) for call in calls],
+        "usage": _usage(data.get("usage"), response, provider),
         "request_id": _http.provider_request_id(response) or data.get("id"),
         "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
 
-def _tool_call(call: dict[str, Any], response: requests.Response, provider: str) -> dict[str, Any]:
-    function = call.get("function") or {}
+def _tool_call(call: Any, response: requests.Response, provider: str, data: Any) -> dict[str, Any]:
+    call = _http.expect(call, dict, response, provider, "a tool call", body=data)
+    function = _http.expect(call.get("function"), dict, response, provider, "tool_call.function", body=data, absent={})
     return {"id": call.get("id"), "name": function.get("name"), "arguments": _arguments(function.get("arguments"), response, provider)}
+
+
+def _finish(reason: Any, response: requests.Response, provider: str, data: Any) -> str | None:
+    reason = _http.expect(reason, str, response, provider, "finish_reason", body=data, absent="")
+    return _FINISH.get(reason, reason) or None
 
 
 def _arguments(raw: Any, response: requests.Response, provider: str) -> Any:
@@ -227,15 +246,18 @@ def _arguments(raw: Any, response: requests.Response, provider: str) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        return json.loads(_http.expect(raw, str, response, provider, "tool call arguments"))
     except ValueError:
         raise _http.malformed(response, provider, "tool call arguments are not JSON", raw) from None
 
 
-def _usage(usage: Any) -> dict[str, int]:
-    usage = usage if isinstance(usage, dict) else {}
-    inp, out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    return _http.usage(inp, out, int(usage.get("total_tokens") or 0))
+def _usage(usage: Any, response: requests.Response, provider: str) -> dict[str, int]:
+    usage = _http.expect(usage, dict, response, provider, "usage", absent={})
+    inp, out, total = (
+        _http.count(usage.get(name), response, provider, f"usage.{name}", body=usage)
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+    )
+    return _http.usage(inp, out, total)
 
 
 def stream_chat_at(
@@ -262,7 +284,7 @@ def stream_chat_at(
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     calls: dict[int, dict[str, Any]] = {}
-    for _, data in _http.sse_events(response, provider):
+    for event, data in _http.sse_events(response, provider):
         if data.strip() == "[DONE]":
             tool_calls = [
                 {"id": c["id"], "name": c["name"], "arguments": _arguments(c["arguments"], response, provider)}
@@ -273,38 +295,75 @@ def stream_chat_at(
                 "done": True,
                 "finish_reason": finish_reason,
                 "tool_calls": tool_calls,
-                "usage": usage or _usage(None),
+                "usage": usage or _usage(None, response, provider),
                 "request_id": _http.provider_request_id(response),
                 "rate_limit": _http.rate_limits(response),
             }
             return
-        chunk = _http.parse_json_text(data, response, provider)
-        if isinstance(chunk, dict) and "error" in chunk:
+        chunk = _http.expect(_http.parse_json_text(data, response, provider), dict, response, provider, "stream event")
+        if event == "error" and "error" not in chunk:
+            chunk = {"error": chunk}  # llama.cpp's `error:` field holds the error object itself
+        # The official SDK's test: a healthy chunk may carry "error": null.
+        if event == "error" or chunk.get("error"):
             raise _stream_error(chunk, response, provider)
-        if chunk.get("usage"):
-            usage = _usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            for call in delta.get("tool_calls") or []:
-                slot = calls.setdefault(call.get("index", 0), {"id": None, "name": None, "arguments": ""})
-                function = call.get("function") or {}
-                slot["id"] = call.get("id") or slot["id"]
-                slot["name"] = function.get("name") or slot["name"]
-                slot["arguments"] += function.get("arguments") or ""
+        groq = _http.expect(chunk.get("x_groq"), dict, response, provider, "x_groq", body=chunk, absent={})
+        if groq.get("error"):
+            # Groq stopped generating mid-way (x_groq.error is its reason): a server fault, worth a retry.
+            raise ServerError(
+                f"error mid-stream: {groq['error']}", status=500, provider=provider,
+                request_id=_http.provider_request_id(response), body=chunk,
+            )  # fmt: skip
+        # Groq reports the usage in x_groq when the top-level field is absent.
+        if chunk.get("usage") or groq.get("usage"):
+            usage = _usage(chunk.get("usage") or groq.get("usage"), response, provider)
+        for choice in _http.expect(chunk.get("choices"), list, response, provider, "choices", body=chunk, absent=[]):
+            choice = _http.expect(choice, dict, response, provider, "a choice", body=chunk)
+            delta = _http.expect(choice.get("delta"), dict, response, provider, "delta", body=chunk, absent={})
+            deltas = _http.expect(delta.get("tool_calls"), list, response, provider, "delta.tool_calls", body=chunk, absent=[])
+            for call in deltas:
+                _add_tool_call_delta(calls, call, response, provider, chunk)
             if choice.get("finish_reason"):
-                finish_reason = _FINISH.get(choice["finish_reason"], choice["finish_reason"])
-            if delta.get("content"):
-                yield {"text": delta["content"], "done": False}
+                finish_reason = _finish(choice["finish_reason"], response, provider, chunk)
+            text = _http.expect(delta.get("content"), str, response, provider, "delta.content", body=chunk, absent="")
+            if text:
+                yield {"text": text, "done": False}
     raise _http.stream_cut(response, provider, "data: [DONE]")
 
 
-def _stream_error(chunk: dict[str, Any], response: requests.Response, provider: str) -> Exception:
-    error = chunk.get("error") or {}
+def _add_tool_call_delta(
+    calls: dict[int, dict[str, Any]], call: Any, response: requests.Response, provider: str, chunk: Any
+) -> None:
+    """Fold one streamed tool-call fragment into ``calls``: the id and name come once, the arguments in pieces."""
+    call = _http.expect(call, dict, response, provider, "a tool call delta", body=chunk)
+    index = _http.count(call.get("index"), response, provider, "tool_call.index", body=chunk)
+    function = _http.expect(call.get("function"), dict, response, provider, "tool_call.function", body=chunk, absent={})
+    slot = calls.setdefault(index, {"id": None, "name": None, "arguments": ""})
+    slot["id"] = call.get("id") or slot["id"]
+    slot["name"] = function.get("name") or slot["name"]
+    slot["arguments"] += _http.expect(
+        function.get("arguments"), str, response, provider, "tool_call.function.arguments", body=chunk, absent=""
+    )
+
+
+def _stream_error(chunk: dict[str, Any], response: requests.Response, provider: str) -> ProviderError:
+    """The taxonomy's error for an error sent inside a stream (the HTTP status was a 200 long before).
+
+    The status is the error's ``code`` where it is a number (llama.cpp, vLLM),
+    else its ``http_status_code`` (TGI's Messages API), else TGI's top-level
+    ``error_type`` (``validation`` is a 422, not a server fault to retry),
+    else 500.
+    """
+    error = chunk.get("error")
     if not isinstance(error, dict):
         error = {"message": str(error)}
-    status = error["code"] if isinstance(error.get("code"), int) else 500
-    message = error.get("message") if isinstance(error, dict) else str(error)
-    return error_for_status(status, f"error mid-stream: {message}", provider=provider, body=chunk)
+    numbers = (error.get("code"), error.get("http_status_code"))
+    status = next((n for n in numbers if isinstance(n, int) and not isinstance(n, bool) and 400 <= n <= 599), None)
+    if status is None:
+        status = TGI_ERROR_STATUS.get(str(chunk.get("error_type")), 500)
+    return error_for_status(
+        status, f"error mid-stream: {error.get('message')}", provider=provider,
+        request_id=_http.provider_request_id(response), body=chunk,
+    )  # fmt: skip
 
 
 def embed_at(
@@ -335,7 +394,7 @@ def embed_at(
     return {
         "embeddings": [item["embedding"] for item in items],
         "model": data.get("model"),
-        "usage": _usage(data.get("usage")),
+        "usage": _usage(data.get("usage"), response, provider),
         "request_id": _http.provider_request_id(response),
         "rate_limit": _http.rate_limits(response),
     }

@@ -88,6 +88,7 @@ _OPENAI_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 ANTHROPIC_ERROR_STATUS = {
     "invalid_request_error": 400,
     "authentication_error": 401,
+    "billing_error": 402,  # the account is out of credit: a plain ProviderError, never retried
     "permission_error": 403,
     "not_found_error": 404,
     "request_too_large": 413,

@@ -8,6 +8,7 @@ import pytest
 
 from resilient import (
     AuthenticationError,
+    InvalidRequestError,
     NotFoundError,
     ProviderConnectionError,
     ProviderError,
@@ -279,6 +280,29 @@ def test_truncated_stream_raises(emulator) -> None:
 
     with pytest.raises(ProviderConnectionError):
         list(gemini.stream_chat(USER, model=MODEL, api_key=KEY, base_url=emulator.url))
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, InvalidRequestError), (403, AuthenticationError), (429, RateLimitError)]
+)
+def test_an_error_mid_stream_keeps_its_status(emulator, status: int, error: type) -> None:
+    # Google sends it as bare JSON after the first chunks; read as a cut stream it would be retried blindly.
+    emulator.add_fault("truncate_stream", after=2, error=True, status=status)
+
+    with pytest.raises(error) as caught:
+        list(gemini.stream_chat(USER, model=MODEL, api_key=KEY, base_url=emulator.url))
+
+    assert caught.value.status == status and "mid-stream" in caught.value.message
+    assert KEY not in str(caught.value)
+
+
+def test_a_rate_limit_mid_stream_carries_its_retry_delay(emulator) -> None:
+    emulator.add_fault("truncate_stream", after=2, error=True, status=429, retry_after=3.5)
+
+    with pytest.raises(RateLimitError) as caught:
+        list(gemini.stream_chat(USER, model=MODEL, api_key=KEY, base_url=emulator.url))
+
+    assert caught.value.retry_after == 3.5
 
 
 def test_error_event_mid_stream_raises(emulator) -> None:

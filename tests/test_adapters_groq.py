@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient import AuthenticationError, RateLimitError
+from resilient import AuthenticationError, OverloadedError, RateLimitError, ServerError, classify
 from resilient.adapters import groq
 
 KEY = "gsk_test0123456789"
@@ -125,3 +125,33 @@ def test_is_compatible_model(name: str, category: str, expected: bool) -> None:
 def test_an_unknown_category_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="chat"):
         groq.list_models("image")
+
+
+CAPACITY_CALLS = {
+    "chat": lambda emu: ask(emu),
+    "stream_chat": lambda emu: list(groq.stream_chat(USER, model=MODEL, api_key=KEY, base_url=emu.url + "/v1")),
+    "list_models": lambda emu: groq.list_models(online=True, api_key=KEY, base_url=emu.url + "/v1"),
+}
+
+
+@pytest.mark.parametrize("call", CAPACITY_CALLS)
+def test_498_capacity_exceeded_is_an_overload_to_retry(emulator, call: str) -> None:
+    # Groq's flex tier answers 498 when out of capacity and asks for a retry with backoff.
+    emulator.add_fault("error_rate", rate=1.0, status=498)
+
+    with pytest.raises(OverloadedError) as caught:
+        CAPACITY_CALLS[call](emulator)
+
+    assert caught.value.status == 498 and caught.value.provider == "groq" and caught.value.request_id
+    assert classify(caught.value).retryable is True
+
+
+def test_a_stream_groq_stopped_early_raises_a_server_error(emulator) -> None:
+    # x_groq.error says why Groq stopped generating; ending quietly would pass a partial answer off as whole.
+    chunk = {"choices": [{"index": 0, "delta": {}, "finish_reason": None}], "x_groq": {"id": "req_1", "error": "upstream failure"}}
+    emulator.add_fault("malformed", mode="wrong_shape", body=chunk)
+
+    with pytest.raises(ServerError, match="upstream failure") as caught:
+        list(groq.stream_chat(USER, model=MODEL, api_key=KEY, base_url=emulator.url + "/v1"))
+
+    assert classify(caught.value).retryable is True

@@ -6,11 +6,13 @@ import pytest
 
 from resilient import (
     AuthenticationError,
+    InvalidRequestError,
     NotFoundError,
     ProviderConnectionError,
     ProviderError,
     RateLimitError,
     ServerError,
+    classify,
 )
 from resilient.adapters import hf_tgi
 
@@ -155,3 +157,21 @@ def test_error_event_mid_stream(emulator) -> None:
 
     with pytest.raises(ServerError, match="generation: .*mid-stream"):
         stream(emulator)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        # TGI's Messages API: the status travels in the error object.
+        {"error": {"message": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096", "http_status_code": 422}},
+        # Without one, TGI's error_type says what kind of failure it is.
+        {"error": "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096", "error_type": "validation"},
+    ],
+)
+def test_a_validation_error_in_a_chat_stream_is_an_invalid_request_not_retried(emulator, event: dict) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body=event)
+
+    with pytest.raises(InvalidRequestError, match="Input validation error") as caught:
+        list(hf_tgi.stream_chat(USER, base_url=emulator.url))
+
+    assert caught.value.status == 422 and classify(caught.value).retryable is False

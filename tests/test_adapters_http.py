@@ -83,6 +83,37 @@ def test_sse_events_join_multi_line_data_and_skip_comments() -> None:
     assert list(_http.sse_events(response(200, stream), "p")) == [("message", '{"a":\n1}'), (None, "[DONE]")]
 
 
+def test_sse_events_read_a_bare_json_body_between_events_as_data() -> None:
+    # Gemini writes an error mid-stream as indented JSON with no "data:" prefix; a brace inside a string must not end it.
+    error = '{\n  "error": {\n    "code": 429,\n    "message": "quota } exceeded"\n  }\n}'
+    stream = b'data: {"a": 1}\n\n' + error.encode() + b'\ndata: {"b": 2}\n\n'
+
+    assert list(_http.sse_events(response(200, stream), "p")) == [(None, '{"a": 1}'), (None, error), (None, '{"b": 2}')]
+
+
+def test_sse_events_name_an_error_field_error() -> None:
+    # llama.cpp's server sends a stream error as a field of its own: `error: {json}`.
+    stream = b'data: {"a": 1}\n\nerror: {"code": 400, "message": "too long"}\n\n'
+
+    assert list(_http.sse_events(response(200, stream), "p")) == [
+        (None, '{"a": 1}'),
+        ("error", '{"code": 400, "message": "too long"}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "secret"),
+    [("sk-ant-api03-", "Zq7XvK2pLm9" + "Rt5Wq8Yx3Nb6Vc1Hg4Jk"), ("api_key=", "A1b2C3d4E5f6" + "G7h8I9j0K1l2")],
+)
+def test_an_excerpt_masks_a_key_that_the_length_limit_cuts_in_half(prefix: str, secret: str) -> None:
+    # The key starts 7 characters before the excerpt's limit: cut first, its head would no longer look like a key.
+    filler = "x" * (200 - len(prefix) - 7)
+    error = _http.malformed(response(200, (filler + prefix + secret).encode()), "p", "not JSON")
+
+    shown = secret[:-4]  # a masked key may show its last four characters, nothing else
+    assert not any(shown[i : i + 4] in str(error) for i in range(len(shown) - 3))
+
+
 def test_malformed_names_the_status_and_shows_an_excerpt() -> None:
     error = _http.malformed(response(200, b"x" * 1000), "p", "not JSON")
 

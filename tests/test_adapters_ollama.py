@@ -113,9 +113,28 @@ def test_list_models_returns_the_installed_models(emulator) -> None:
         ("0.0.0.0:11434", "http://0.0.0.0:11434"),
         ("http://gpu-box:11434/", "http://gpu-box:11434"),
         ("http://gpu-box:11434/api", "http://gpu-box:11434"),
+        ("https://example.com", "https://example.com"),
+        ("https://example.com:56789/path/", "https://example.com:56789/path"),
     ],
 )
 def test_base_url_from_ollama_host(monkeypatch, value: str, expected: str) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", value)
+
+    assert ollama.base(None) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.0.0.0", "http://0.0.0.0:11434"),
+        ("example.com", "http://example.com:11434"),
+        (":56789", "http://127.0.0.1:56789"),
+        ("example.com/path/", "http://example.com:11434/path"),
+        ("[::1]", "http://[::1]:11434"),
+    ],
+)
+def test_ollama_host_is_completed_as_the_official_client_does(monkeypatch, value: str, expected: str) -> None:
+    # ollama-python's _parse_host: no scheme is http, no host 127.0.0.1, no port 11434.
     monkeypatch.setenv("OLLAMA_HOST", value)
 
     assert ollama.base(None) == expected
@@ -228,3 +247,20 @@ def test_request_id_is_sent_from_the_argument_or_the_context(emulator) -> None:
     ollama.embed("x", base_url=emulator.url, session=session, request_id="explicit-7")
 
     assert sent == ["trace-42", "explicit-7"]
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ({"message": "x", "done": False}, "message is not an object"),
+        ({"message": {"role": "assistant", "content": ""}, "done": True, "prompt_eval_count": "x"}, "prompt_eval_count is not a number"),
+        ({"message": {"content": "", "tool_calls": ["x"]}, "done": True}, "a tool call is not an object"),
+    ],
+)
+def test_wrong_shaped_stream_line_is_malformed(emulator, line: dict, what: str) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body=line)
+
+    with pytest.raises(ProviderError, match=f"malformed response: {what}") as caught:
+        list(ollama.stream_chat(USER, model=MODEL, base_url=emulator.url))
+
+    assert type(caught.value) is ProviderError and caught.value.status == 200

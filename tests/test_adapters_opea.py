@@ -108,3 +108,13 @@ def test_truncated_stream(emulator) -> None:
 
     with pytest.raises(ProviderConnectionError):
         list(opea.stream_chatqna(USER, base_url=emulator.url))
+
+
+@pytest.mark.parametrize("event", [{"choices": ["x"]}, {"choices": [{"delta": "x"}]}])
+def test_wrong_shaped_openai_chunk_is_malformed(emulator, event: dict) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body=event)
+
+    with pytest.raises(ProviderError, match="malformed response") as caught:
+        list(opea.stream_chatqna(USER, base_url=emulator.url))
+
+    assert type(caught.value) is ProviderError and caught.value.status == 200

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 import requests
 
 from resilient import (
     AuthenticationError,
+    InvalidRequestError,
     NotFoundError,
     OverloadedError,
     ProviderConnectionError,
@@ -14,8 +18,9 @@ from resilient import (
     RateLimitError,
     ServerError,
     backoff,
+    classify,
 )
-from resilient.adapters import anthropic, openai
+from resilient.adapters import anthropic, groq, openai, openai_compatible
 from resilient.request_ids import request_id
 
 KEY = "test-key-0001"
@@ -309,3 +314,180 @@ def test_adapters_compose_with_backoff_over_an_outage(emulator, fake_clock) -> N
     assert result["finish_reason"] == "stop"
     assert fake_clock.sleeps == [1, 2]
     assert [r.status for r in emulator.requests] == [503, 503, 200]
+
+
+# ----------------------------------------------------------------- shapes of valid JSON that are not the protocol's
+
+
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        ({"choices": [{"message": None}]}, "choices[0].message is not an object"),
+        ({"choices": [{"message": {"content": None, "tool_calls": ["x"]}}]}, "a tool call is not an object"),
+        ({"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "a"}}, "usage.prompt_tokens is not a number"),
+        ({"choices": [{"message": {"content": "hi"}, "finish_reason": ["stop"]}]}, "finish_reason is not a string"),
+    ],
+)
+def test_openai_wrong_shaped_answer_is_malformed_with_status_and_excerpt(emulator, body: object, what: str) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body=body)
+
+    with pytest.raises(ProviderError) as caught:
+        openai_chat(emulator)
+
+    assert type(caught.value) is ProviderError and caught.value.status == 200
+    assert str(caught.value).startswith(f"[openai 200] malformed response: {what}: '{{")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        [1], "x", None, 3,
+        {"choices": ["x"]},
+        {"choices": [{"delta": "x"}]},
+        {"choices": [{"delta": {"tool_calls": ["x"]}}]},
+        {"choices": [{"delta": {"content": "hi"}}], "usage": {"prompt_tokens": "a"}},
+    ],
+)  # fmt: skip
+def test_openai_wrong_shaped_stream_event_is_malformed(emulator, event: object) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body=event)
+
+    with pytest.raises(ProviderError) as caught:
+        STREAMS["openai"](emulator)
+
+    assert type(caught.value) is ProviderError and caught.value.status == 200
+    assert "malformed response" in str(caught.value)
+
+
+def test_anthropic_message_delta_with_a_string_delta_is_malformed(emulator) -> None:
+    emulator.add_fault("malformed", mode="wrong_shape", body={"type": "message_delta", "delta": "x", "usage": "x"})
+
+    with pytest.raises(ProviderError, match="malformed response: delta is not an object") as caught:
+        STREAMS["anthropic"](emulator)
+
+    assert type(caught.value) is ProviderError and caught.value.status == 200
+
+
+# ----------------------------------------------------------------- errors inside a stream
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"), [(402, "billing_error", False), (504, "timeout_error", True)]
+)
+def test_anthropic_billing_and_timeout_errors_mid_stream(emulator, status: int, kind: str, retryable: bool) -> None:
+    # An out-of-credit key fails the same way on every retry; a timeout may pass the next time.
+    emulator.add_fault("truncate_stream", after=2, error=True, status=status, provider="anthropic")
+
+    with pytest.raises(ProviderError, match=f"{kind}: .*mid-stream") as caught:
+        STREAMS["anthropic"](emulator)
+
+    assert caught.value.status == status
+    assert classify(caught.value).retryable is retryable
+
+
+class _Canned(requests.adapters.BaseAdapter):
+    """A transport that answers every request with one 200 event stream, for servers' quirks the emulator does not send."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        reply = requests.Response()
+        reply.status_code, reply.raw, reply.url, reply.request = 200, io.BytesIO(self.body), request.url, request
+        reply.headers["content-type"] = "text/event-stream"
+        return reply
+
+    def close(self) -> None:
+        pass
+
+
+def canned(*events: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", _Canned("".join(events).encode()))
+    return session
+
+
+def sse(value: object) -> str:
+    return f"data: {json.dumps(value)}\n\n"
+
+
+DONE = "data: [DONE]\n\n"
+BASE = "http://127.0.0.1:9/v1"  # never reached: the canned transport answers
+
+
+def test_openai_a_chunk_with_error_null_is_not_an_error() -> None:
+    # Some compatible servers send "error": null on every chunk; the official SDK tests the value, not the key.
+    session = canned(
+        sse({"choices": [{"delta": {"content": "Hi"}}], "error": None}),
+        sse({"choices": [{"delta": {}, "finish_reason": "stop"}], "error": None}),
+        DONE,
+    )
+
+    chunks = list(openai.stream_chat(USER, model="m", api_key=KEY, base_url=BASE, session=session))
+
+    assert [c["text"] for c in chunks] == ["Hi", ""] and chunks[-1]["finish_reason"] == "stop"
+
+
+def test_llama_cpp_error_field_raises_with_its_status() -> None:
+    # llama.cpp's server writes `error: {json}` (not a data event) and may still end with [DONE].
+    error = {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}
+    session = canned(sse({"choices": [{"delta": {"content": "Hi"}}]}), f"error: {json.dumps(error)}\n\n", DONE)
+
+    with pytest.raises(InvalidRequestError, match="exceeds the available context size") as caught:
+        list(openai_compatible.stream_chat(USER, model="m", base_url=BASE, session=session))
+
+    assert caught.value.status == 400 and caught.value.provider == "openai_compatible"
+
+
+def test_groq_usage_is_read_from_x_groq_when_the_chunk_has_none() -> None:
+    usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    session = canned(
+        sse({"choices": [{"delta": {"content": "Hi"}}], "x_groq": {"id": "req_1"}}),
+        sse({"choices": [{"delta": {}, "finish_reason": "stop"}], "x_groq": {"id": "req_1", "usage": usage}}),
+        DONE,
+    )
+
+    chunks = list(groq.stream_chat(USER, model="m", api_key=KEY, base_url=BASE, session=session))
+
+    assert chunks[-1]["usage"] == {"input_tokens": 12, "output_tokens": 3, "total_tokens": 15}
+
+
+# ----------------------------------------------------------------- Anthropic usage with the prompt cache
+
+
+def ok() -> requests.Response:
+    reply = requests.Response()
+    reply.status_code = 200
+    return reply
+
+
+def test_anthropic_usage_counts_cache_reads_and_writes_as_input_and_shows_them() -> None:
+    usage = {"input_tokens": 5, "cache_creation_input_tokens": 2000, "cache_read_input_tokens": 10000, "output_tokens": 7}
+    message = {"content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "usage": usage}
+
+    got = anthropic.parse_message(message, ok())
+
+    assert got["usage"] == {
+        "input_tokens": 12005,
+        "output_tokens": 7,
+        "total_tokens": 12012,
+        "cache_creation_input_tokens": 2000,
+        "cache_read_input_tokens": 10000,
+    }
+
+
+def test_anthropic_stream_usage_keeps_the_largest_cumulative_counts() -> None:
+    # message_delta counts are cumulative; one that leaves a count out or reports it as 0 must not lower it.
+    events = [
+        ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 5, "cache_read_input_tokens": 100, "output_tokens": 1}}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {"output_tokens": 9}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"input_tokens": 0, "cache_read_input_tokens": 300, "output_tokens": 12}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+
+    final = list(anthropic.stream_chunks(events, ok()))[-1]
+
+    assert final["finish_reason"] == "stop"
+    assert final["usage"] == {"input_tokens": 305, "output_tokens": 12, "total_tokens": 317, "cache_creation_input_tokens": 0,
+                              "cache_read_input_tokens": 300}  # fmt: skip

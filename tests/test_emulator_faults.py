@@ -115,6 +115,27 @@ def test_malformed_invalid_json_and_wrong_shape(http, emulator):
     assert "choices" not in chat(http, emulator).json()
 
 
+def test_malformed_wrong_shape_sends_the_given_body_in_the_replys_framing(http, emulator):
+    emulator.add_fault("malformed", mode="wrong_shape", body={"choices": [{"message": None}]})
+    assert chat(http, emulator).json() == {"choices": [{"message": None}]}
+    stream = http.post(emulator.url + "/v1/chat/completions", json=CHAT | {"stream": True}).text
+    assert stream and set(stream.split("\n\n")) == {'data: {"choices":[{"message":null}]}', ""}
+    with pytest.raises(ValueError):
+        emulator.add_fault("malformed", mode="invalid_json", body={})
+
+
+def test_truncate_stream_sends_an_in_stream_error_of_the_given_status(http, emulator):
+    emulator.add_fault("truncate_stream", after=1, error=True, status=429, provider="anthropic")
+    stream = http.post(
+        emulator.url + "/v1/messages",
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        headers={"anthropic-version": "2023-06-01", "x-api-key": "k"},
+    ).text
+    assert stream.endswith('event: error\ndata: {"type":"error","error":{"type":"rate_limit_error","message":"Rate limit exceeded mid-stream."}}\n\n')
+    with pytest.raises(ValueError):
+        emulator.add_fault("truncate_stream", error=True, status=200)
+
+
 def test_bad_key_gets_401_and_other_keys_pass(http, emulator):
     emulator.add_fault("bad_key", keys=["sk-revoked-000000000000"])
     assert chat(http, emulator, key="sk-revoked-000000000000").status_code == 401

@@ -64,6 +64,20 @@ def test_rate_limit_is_a_client_error_429_with_retry_info(client, emulator, fake
     assert caught.value.details["error"]["details"][0]["retryDelay"] == "0.25s"
 
 
+def test_an_error_mid_stream_is_bare_json_that_the_official_client_raises(client, emulator):
+    emulator.add_fault("truncate_stream", after=1, error=True, status=429, retry_after=3)
+    raw = httpx.post(
+        emulator.url + "/v1beta/models/m:streamGenerateContent?alt=sse",
+        json={"contents": [{"parts": [{"text": "What is a prime?"}]}]},
+    ).text
+    assert raw.startswith("data: {") and '\n\n{\n  "error": {\n    "code": 429,' in raw  # as Google sends it: no data: field
+
+    with pytest.raises(errors.ClientError) as caught:
+        list(client.models.generate_content_stream(model="gemini-2.0-flash", contents="What is a prime?"))
+    assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
+    assert caught.value.details["error"]["details"][0]["retryDelay"] == "3s"
+
+
 def test_key_in_query_string_is_recognised_and_fingerprinted(emulator):
     url = emulator.url + "/v1beta/models/m:generateContent?key=" + KEY
     assert httpx.post(url, json={"contents": [{"parts": [{"text": "hi"}]}]}).status_code == 200

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ...secrets import fingerprint
+from .framing import WRONG_SHAPE
 from .protocols import Quota
 
 __all__ = ["Call", "Plan", "Failure", "Fault", "FaultSet", "KINDS", "make_fault"]
@@ -56,8 +57,9 @@ class Plan:
     delay: float = 0.0
     chunk_delay: float = 0.0
     truncate_after: int | None = None
-    truncate_with_error: bool = False
+    truncate_error: Failure | None = None  # the in-stream error to send at the cut, if any
     malformed: str | None = None
+    wrong_shape: Any = field(default_factory=lambda: WRONG_SHAPE)  # what ``wrong_shape`` sends instead
     quota: Quota | None = None  # rate-limit headers to send on success too
     fired: list[str] = field(default_factory=list)
 
@@ -263,41 +265,71 @@ class SlowStream(Fault):
 
 
 class TruncateStream(Fault):
-    """Cut a stream after ``after`` chunks: drop the connection, or (``error=True``) send the provider's in-stream error."""
+    """Cut a stream after ``after`` chunks: drop the connection, or (``error=True``) send the provider's in-stream error.
+
+    The in-stream error is a 500 unless ``status`` says otherwise (a 429 that
+    arrives after the first tokens, as on Gemini); ``retry_after`` is the hint
+    it carries where the provider puts one inside the error (Gemini's
+    ``RetryInfo``).
+    """
 
     kind = "truncate_stream"
 
-    def __init__(self, scope: Scope, added_at: float, *, after: int = 1, error: bool = False) -> None:
+    def __init__(
+        self, scope: Scope, added_at: float, *, after: int = 1, error: bool = False, status: int = 500,
+        retry_after: float | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(scope, added_at)
         if after < 0:
             raise ValueError(f"after must be >= 0, got {after!r}")
+        if retry_after is not None and not retry_after >= 0:
+            raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
         self.after, self.error = int(after), bool(error)
+        self.failure = Failure(
+            _status(status, range(400, 600)), _STREAM_MESSAGES.get(int(status), "The stream was interrupted."),
+            None if retry_after is None else float(retry_after),
+        )  # fmt: skip
 
     def apply(self, call: Call, plan: Plan) -> bool:
-        plan.truncate_after, plan.truncate_with_error = self.after, self.error
+        plan.truncate_after, plan.truncate_error = self.after, self.failure if self.error else None
         return True
 
 
 class Malformed(Fault):
-    """Break the reply body: ``invalid_json`` (cut in half) or ``wrong_shape`` (valid JSON, wrong fields)."""
+    """Break the reply body: ``invalid_json`` (cut in half) or ``wrong_shape`` (valid JSON, wrong fields).
+
+    ``body`` is the valid JSON that ``wrong_shape`` sends instead of the reply,
+    or of each streamed event (framing kept): a string where an object
+    belongs, ``null`` choices, a count that is not a number; or a server's
+    own in-stream error chunk that the emulated protocols do not send (TGI's
+    Messages-API error, Groq's ``x_groq.error``). The default is an object
+    with none of the protocol's fields.
+    """
 
     kind = "malformed"
     MODES: ClassVar[tuple[str, ...]] = ("invalid_json", "wrong_shape")
 
-    def __init__(self, scope: Scope, added_at: float, *, mode: str = "invalid_json") -> None:
+    def __init__(self, scope: Scope, added_at: float, *, mode: str = "invalid_json", body: Any = WRONG_SHAPE) -> None:
         super().__init__(scope, added_at)
         if mode not in self.MODES:
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
-        self.mode = mode
+        if body is not WRONG_SHAPE and mode != "wrong_shape":
+            raise ValueError("body is what mode='wrong_shape' sends; it does not go with mode='invalid_json'")
+        self.mode, self.body = mode, body
 
     def apply(self, call: Call, plan: Plan) -> bool:
-        plan.malformed = self.mode
+        plan.malformed, plan.wrong_shape = self.mode, self.body
         return True
 
 
 _GATE_ORDER = ("bad_key", "outage", "rate_limit", "error_rate")
 KINDS: dict[str, type[Fault]] = {
     cls.kind: cls for cls in (BadKey, Outage, RateLimit, ErrorRate, Latency, SlowStream, TruncateStream, Malformed)
+}
+_STREAM_MESSAGES = {
+    400: "The request is invalid.",
+    403: "Permission denied.",
+    429: "Rate limit exceeded mid-stream.",
 }
 _OUTAGE_MESSAGES = {
     500: "The server had an error while processing your request.",

@@ -36,20 +36,20 @@ def ndjson(value: Any) -> bytes:
 WRONG_SHAPE: dict[str, Any] = {"emulator": "a body of the wrong shape"}
 
 
-def malform_body(body: Any, mode: str) -> bytes:
-    """A complete reply body broken the way the ``malformed`` fault asks."""
+def malform_body(body: Any, mode: str, shape: Any = WRONG_SHAPE) -> bytes:
+    """A complete reply body broken the way the ``malformed`` fault asks (``shape``: what ``wrong_shape`` sends)."""
     if mode == "wrong_shape":
-        return dumps(WRONG_SHAPE).encode()
+        return dumps(shape).encode()
     text = dumps(body)
     return text[: max(1, len(text) // 2)].encode()
 
 
-def malform_piece(piece: bytes, mode: str) -> bytes:
+def malform_piece(piece: bytes, mode: str, shape: Any = WRONG_SHAPE) -> bytes:
     """One streamed piece broken the same way, keeping its framing so the client parses up to the JSON."""
     if mode == "wrong_shape":
         if piece.startswith(b"data: ") or b"\ndata: " in piece:
             head = piece.split(b"data: ", 1)[0]
-            return head + sse_raw(dumps(WRONG_SHAPE))
-        return ndjson(WRONG_SHAPE)
+            return head + sse_raw(dumps(shape))
+        return ndjson(shape)
     cut = piece.rfind(b"}")
     return piece[:cut] + piece[cut + 1 :] if cut >= 0 else piece

@@ -223,7 +223,7 @@ class Emulator:
         else:
             record(reply.status, False)
             damaged = plan.malformed if plan.failure is None else None
-            raw = framing.malform_body(reply.body, damaged) if damaged else dumps(reply.body).encode()
+            raw = framing.malform_body(reply.body, damaged, plan.wrong_shape) if damaged else dumps(reply.body).encode()
             handler.send_bytes(reply.status, raw, "application/json", reply.headers)
 
     def _reply(self, route: Route, request: Request, plan: Plan) -> Reply:
@@ -246,7 +246,12 @@ class Emulator:
         """The stream's pieces with the plan's damage applied; ``None`` means "drop the connection now"."""
         for sent, piece in enumerate(reply.events):
             if plan.truncate_after is not None and sent >= plan.truncate_after:
-                error = protocol.stream_error(500, "The stream was interrupted.") if plan.truncate_with_error else None
+                failure = plan.truncate_error
+                error = (
+                    protocol.stream_error(failure.status, failure.message, retry_after=failure.retry_after)
+                    if failure is not None
+                    else None
+                )
                 yield error
                 if error is None:
                     return
@@ -255,7 +260,7 @@ class Emulator:
             if self._stopping.is_set():
                 yield None
                 return
-            yield framing.malform_piece(piece, plan.malformed) if plan.malformed else piece
+            yield framing.malform_piece(piece, plan.malformed, plan.wrong_shape) if plan.malformed else piece
 
 
 def _prompt_tokens(body: bytes) -> int:

@@ -65,8 +65,12 @@ class Protocol:
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         raise NotImplementedError
 
-    def stream_error(self, status: int, message: str) -> bytes | None:
-        """An error event sent inside an open stream, or None if the provider has no such thing."""
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes | None:
+        """An error event sent inside an open stream, or None if the provider has no such thing.
+
+        ``retry_after`` is for providers that put a retry hint inside the error
+        itself (the HTTP headers went out with the stream's 200).
+        """
         return None
 
     def rate_limit_headers(self, quota: Quota) -> dict[str, str]:

@@ -22,11 +22,13 @@ __all__ = ["Anthropic"]
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
     429: "rate_limit_error",
     503: "overloaded_error",
+    504: "timeout_error",
     529: "overloaded_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}
@@ -49,7 +51,7 @@ class Anthropic(Protocol):
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         return JsonReply(status, _error_body(status, message))
 
-    def stream_error(self, status: int, message: str) -> bytes:
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return sse(_error_body(status, message), "error")
 
     def rate_limit_headers(self, quota: Quota) -> dict[str, str]:

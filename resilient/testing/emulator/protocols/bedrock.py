@@ -77,7 +77,7 @@ class Bedrock(Protocol):
         kind = _ERROR_TYPES.get(status, "InternalServerException" if status >= 500 else "ValidationException")
         return JsonReply(status, {"message": message}, {"x-amzn-errortype": f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
 
-    def stream_error(self, status: int, message: str) -> bytes:
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         kind = _ERROR_TYPES.get(status, "InternalServerException")
         return frame(
             {":message-type": "exception", ":exception-type": kind[0].lower() + kind[1:], ":content-type": "application/json"},

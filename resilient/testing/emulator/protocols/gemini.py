@@ -3,11 +3,13 @@
 
 Errors follow Google's ``{"error": {"code", "message", "status"}}`` shape; a
 429 carries a ``RetryInfo`` detail with the exact ``retryDelay``, which is
-where Google puts the retry hint.
+where Google puts the retry hint. Inside a stream the error body is written
+bare (indented JSON lines, no ``data:`` prefix), as the API does.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -58,8 +60,15 @@ class Gemini(Protocol):
             ]
         return JsonReply(status, {"error": error})
 
-    def stream_error(self, status: int, message: str) -> bytes:
-        return sse(self.error(status, message).body)
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
+        """The error body as Google sends it inside an SSE stream: bare pretty-printed JSON, no ``data:`` field.
+
+        That is what google-genai's stream reader expects (it collects such
+        lines until the braces balance); a ``data:`` event would let clients
+        that only read SSE fields pass a test the real API fails.
+        """
+        body = self.error(status, message, retry_after=retry_after).body
+        return (json.dumps(body, indent=2) + "\n").encode()
 
     # -- endpoints ---------------------------------------------------------------
 

@@ -44,7 +44,7 @@ class HuggingFace(Protocol):
         kind = _ERROR_TYPES.get(status, "incomplete_generation" if status < 500 else "generation")
         return JsonReply(status, {"error": message, "error_type": kind})
 
-    def stream_error(self, status: int, message: str) -> bytes:
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return sse({"error": message, "error_type": "generation"})
 
     # -- TGI ---------------------------------------------------------------------

@@ -40,7 +40,7 @@ class Ollama(Protocol):
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         return JsonReply(status, {"error": message})
 
-    def stream_error(self, status: int, message: str) -> bytes:
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return ndjson({"error": message})
 
     def chat(self, request: Request) -> Reply:

@@ -65,7 +65,7 @@ class OpenAI(Protocol):
         kind, code = _ERROR_TYPES.get(status, ("server_error", None))
         return JsonReply(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
 
-    def stream_error(self, status: int, message: str) -> bytes:
+    def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
     def rate_limit_headers(self, quota: Quota) -> dict[str, str]:
