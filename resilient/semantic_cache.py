@@ -5,10 +5,18 @@ A call is looked up in three steps:
 1. **Partition.** Everything that changes the answer but is not the question
    (model, temperature, max tokens, system prompt, tools, stop sequences, any
    other argument) is hashed into a partition key. Calls in different
-   partitions never share an answer, however similar their text. Arguments
-   that look like credentials (``api_key``, ``token``, ...) are left out of
-   the key, and no argument is ever stored: an entry holds the question text,
-   its vector and the result.
+   partitions never share an answer, however similar their text. In a
+   ``messages`` conversation only plain text is the question: every other
+   content block (image, audio, file, document, tool use, tool result), a
+   tool message's output and message fields such as ``tool_calls`` go into
+   the partition, since the text cannot tell two images apart. Whether the
+   callable streams is part of it too: a stream and a plain call never serve
+   each other (one answer is a tuple of chunks, the other one value).
+   Arguments that look like credentials (``api_key``, ``token``, ...) are left
+   out of the key, and no argument is ever stored: an entry holds the question
+   text, its vector and the result. A ``partition=`` of your own replaces the
+   default one (the stream flag is still added): it then decides alone what
+   must match.
 2. **Exact match** on the normalised text (case-folded, whitespace collapsed,
    trailing punctuation dropped): one dict lookup, no embedding.
 3. **Semantic match.** The text is embedded (MiniLM by default, see
@@ -44,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -125,8 +134,9 @@ class SemanticCachePolicy(Policy):
     """Configuration of one cache; every field can be changed at runtime.
 
     ``ttl`` applies to entries stored after the change; ``max_size`` evicts at once
-    when lowered. ``prices`` (dollars per million input / output tokens) turns
-    saved tokens into an estimated saved cost in the stats.
+    when lowered (least recently used first). ``prices`` (dollars per million
+    input / output tokens) turns saved tokens into an estimated saved cost in
+    the stats.
     """
 
     _fields = {
@@ -146,6 +156,19 @@ class SemanticCachePolicy(Policy):
     text: Callable[..., str] | None
     partition: Callable[..., Any] | None
     prices: dict[str, float] | None
+
+    #: Set by the cache owning this policy: resizes its store when ``max_size`` changes.
+    _resize: Callable[[int], None] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "max_size" and self._resize is not None:
+            self._resize(self.max_size)
+
+    def update(self, **values: Any) -> None:
+        super().update(**values)
+        if "max_size" in values and self._resize is not None:
+            self._resize(self.max_size)
 
 
 # --------------------------------------------------------------------------- text and keys
@@ -180,12 +203,23 @@ def _is_messages(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
+#: Content block types that hold plain text (Chat Completions, Messages, Responses APIs).
+_TEXT_BLOCKS = ("text", "input_text", "output_text")
+
+
+def _is_text(block: Any) -> bool:
+    return isinstance(block, str) or (
+        isinstance(block, dict) and block.get("type", "text") in _TEXT_BLOCKS and isinstance(block.get("text"), str)
+    )
+
+
 def _content(message: dict[str, Any]) -> str:
+    """The plain text of a message; its other content blocks go into the partition (:func:`_beyond_text`)."""
     content = message.get("content", "")
     if isinstance(content, str):
         return content
     if isinstance(content, (list, tuple)):  # content blocks
-        return " ".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content)
+        return " ".join(b if isinstance(b, str) else b["text"] for b in content if _is_text(b))
     return str(content)
 
 
@@ -239,10 +273,38 @@ def _partition_value(name: str, value: Any, text: str) -> Any:
     if isinstance(value, str) and value == text:
         return None
     if _is_messages(value):
-        # The conversation is the text; only its system prompt must match exactly.
+        # The conversation's plain text is the question; its system prompt and
+        # everything in it that is not plain text must match exactly.
         system = [_content(m) for m in value if m.get("role") in ("system", "developer")]
-        return [name, "system", system] if system else None
+        beyond = _beyond_text(value)
+        if not system and not beyond:
+            return None
+        return [name, "system", system] + (["beyond", beyond] if beyond else [])
     return [name, _canonical(value)]
+
+
+def _beyond_text(messages: Any) -> list[Any]:
+    """What a conversation holds besides plain text: ``[index, role, {field: value}]`` per message holding any.
+
+    Non-text content blocks (images, audio, files, documents, tool use and tool
+    results), the output of a tool message, and fields other than ``role`` and
+    ``content`` (``tool_calls``, ``tool_call_id``, ``name``, ...). Text cannot
+    stand for them: two questions about two images read the same.
+    """
+    found = []
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        fields = {k: v for k, v in message.items() if k not in ("role", "content")}
+        content = message.get("content")
+        if role in ("tool", "function"):  # data the answer is computed from, not a question to paraphrase
+            fields["content"] = content
+        elif isinstance(content, (list, tuple)):
+            blocks = [b for b in content if not _is_text(b)]
+            if blocks:
+                fields["content"] = blocks
+        if fields:
+            found.append([i, role, _canonical(fields)])
+    return found
 
 
 def _usage(result: Any) -> tuple[int, int]:
@@ -297,6 +359,16 @@ class _Entries(cachetools.TLRUCache):
         self._on_drop(entry, "evicted")
         return key, entry
 
+    def live(self) -> list[_Entry]:
+        """Every unexpired entry, read without counting as a use.
+
+        ``values()`` goes through ``__getitem__``, which marks each entry as just
+        used: reading them all (``save``) would scramble the LRU order that the
+        next eviction follows.
+        """
+        self.expire()
+        return [cachetools.Cache.__getitem__(self, key) for key in list(self)]
+
     def resize(self, maxsize: int) -> None:
         # cachetools fixes maxsize at construction; lowering it evicts LRU-first.
         self._Cache__maxsize = maxsize  # type: ignore[attr-defined]
@@ -324,8 +396,9 @@ class SemanticCache(Layer):
     ... def ask(prompt, *, model): ...
 
     **Sharing between processes.** With ``store=`` (a ``redis://`` URL, a
-    ``redis.Redis`` client or a :class:`~resilient.stores.RedisStore`), every
-    cache with the same ``name`` on the same store prefix shares its answers:
+    ``redis.Redis`` client or a :class:`~resilient.stores.RedisStore`) and a
+    ``name`` (required then: it says which caches share), every cache with the
+    same ``name`` on the same store prefix shares its answers:
     an answer one gateway worker or batch job paid for is served to all. Each
     process still searches its own copy (dict and matrices), so a hit costs
     what it costs locally; what Redis adds is one round trip per stored answer
@@ -372,6 +445,7 @@ class SemanticCache(Layer):
         self._embedder: Callable[[list[str]], np.ndarray] | None = embedder if callable(embedder) else None
         self._lock = threading.RLock()
         self._entries = _Entries(max_size, self._now, self._dropped)
+        self.policy._resize = self._resize
         self._partitions: dict[str, VectorIndex[_Entry]] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._pulling = threading.Lock()  # one pull at a time; others wait for it rather than repeat it
@@ -398,8 +472,8 @@ class SemanticCache(Layer):
 
     # ----------------------------------------------------------------- keys
 
-    def key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, str]:
-        """(partition, normalised text, text) for a call."""
+    def key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool = False) -> tuple[str, str, str]:
+        """(partition, normalised text, text) for a call; ``stream`` for a generator's call."""
         policy = self.policy
         text = (policy.text or default_text)(*args, **kwargs)
         if not isinstance(text, str):
@@ -412,6 +486,10 @@ class SemanticCache(Layer):
             part = hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
         else:
             part = default_partition(text, args, kwargs)
+        if stream:
+            # A stream's answer is a tuple of chunks, a call's is one value: in one cache
+            # decorating both they must neither be served nor evict each other's answers.
+            part = hashlib.blake2b(f"stream\x00{part}".encode(), digest_size=12).hexdigest()
         return part, normalise(text), text
 
     # ----------------------------------------------------------------- lookup and store
@@ -486,7 +564,6 @@ class SemanticCache(Layer):
     def _keep(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool,
               expires: float) -> None:
         """Add an entry to this process's structures (dict, LRU, partition matrix)."""
-        policy = self.policy
         if stream:
             tokens = (0, 0)
             for chunk in value:
@@ -497,8 +574,6 @@ class SemanticCache(Layer):
         with self._lock:
             entry = _Entry((part, norm), text, value, stream, vector, expires, tokens)
             entries = self._entries
-            if entries.maxsize != policy.max_size:
-                entries.resize(policy.max_size)
             old = entries.get(entry.key)
             if old is not None:
                 del entries[entry.key]
@@ -509,6 +584,10 @@ class SemanticCache(Layer):
                 if partition is None:
                     partition = self._partitions[part] = VectorIndex(len(vector))
                 partition.add(entry, vector)
+
+    def _resize(self, max_size: int) -> None:
+        with self._lock:
+            self._entries.resize(max_size)
 
     def _dropped(self, entry: _Entry, why: str) -> None:
         partition = self._partitions.get(entry.key[0])
@@ -657,24 +736,23 @@ class SemanticCache(Layer):
         """
         with self._lock:
             now = self._now()
-            self._entries.expire()
             rows = [
                 {
                     "key": e.key, "text": e.text, "value": e.value, "stream": e.stream, "vector": e.vector,
                     "ttl": None if math.isinf(e.expires) else e.expires - now, "tokens": e.tokens,
                 }
-                for e in self._entries.values()
+                for e in self._entries.live()
             ]
         with open(path, "wb") as f:
-            pickle.dump({"format": "resilient.semantic_cache/1", "entries": rows}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"format": _SAVE_FORMAT, "entries": rows}, f, protocol=pickle.HIGHEST_PROTOCOL)
         return len(rows)
 
     def load(self, path: str | Path) -> int:
         """Add the entries saved in ``path`` (keeping each one's remaining time to live); returns how many."""
         with open(path, "rb") as f:
             data = pickle.load(f)  # noqa: S301 - documented: the caller's own file
-        if not isinstance(data, dict) or data.get("format") != "resilient.semantic_cache/1":
-            raise ValueError(f"{path} is not a saved semantic cache")
+        if not isinstance(data, dict) or data.get("format") != _SAVE_FORMAT:
+            raise ValueError(f"{path} is not a semantic cache saved by this version ({_SAVE_FORMAT})")
         with self._lock:
             now = self._now()
             for row in data["entries"]:
@@ -780,18 +858,18 @@ class SemanticCache(Layer):
             self._learn_dim(len(vector))
         return None, vector
 
-    def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    def _find(self, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> tuple[Any, ...]:
         """(entry or None, partition, norm, text, vector or None, started) for a sync lookup."""
         started = time.perf_counter()
-        part, norm, text = self.key_of(args, kwargs)
+        part, norm, text = self.key_of(args, kwargs, stream)
         entry, vector = self.lookup_exact(part, norm), None
         if entry is None:
             entry, vector = self._after_exact_miss(part, norm, text)
         return self._semantic_step(entry, part, norm, text, vector, started)
 
-    async def _find_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    async def _find_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], stream: bool) -> tuple[Any, ...]:
         started = time.perf_counter()
-        part, norm, text = self.key_of(args, kwargs)
+        part, norm, text = self.key_of(args, kwargs, stream)
         entry, vector = self.lookup_exact(part, norm), None
         if entry is None:
             # The pull and the embedding block: off the event loop, in one hop.
@@ -843,7 +921,7 @@ class SemanticCache(Layer):
 
     def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def cached_call(*args: Any, **kwargs: Any) -> Any:
-            entry, part, norm, text, vector, _ = self._find(args, kwargs)
+            entry, part, norm, text, vector, _ = self._find(args, kwargs, False)
             if entry is not None:
                 return entry.value
             key = (part, norm)
@@ -862,15 +940,17 @@ class SemanticCache(Layer):
             except BaseException:
                 self._land(key, flight, None, True)  # type: ignore[arg-type]
                 raise
-            self.store(part, norm, text, result, vector, stream=False)
-            self._land(key, flight, result, False)  # type: ignore[arg-type]
+            try:
+                self.store(part, norm, text, result, vector, stream=False)
+            finally:  # the answer exists: waiters get it, whatever storing it did
+                self._land(key, flight, result, False)  # type: ignore[arg-type]
             return result
 
         return cached_call
 
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def cached_call(*args: Any, **kwargs: Any) -> Any:
-            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs)
+            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs, False)
             if entry is not None:
                 return entry.value
             key = (part, norm)
@@ -889,16 +969,18 @@ class SemanticCache(Layer):
             except BaseException:
                 self._land(key, flight, None, True)  # type: ignore[arg-type]
                 raise
-            await self._astore(part, norm, text, result, vector, stream=False)
-            self._land(key, flight, result, False)  # type: ignore[arg-type]
+            try:
+                await self._astore(part, norm, text, result, vector, stream=False)
+            finally:  # the answer exists: waiters get it even if this caller is cancelled while storing
+                self._land(key, flight, result, False)  # type: ignore[arg-type]
             return result
 
         return cached_call
 
     def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def cached_stream(*args: Any, **kwargs: Any) -> Any:
-            entry, part, norm, text, vector, _ = self._find(args, kwargs)
-            if entry is not None and entry.stream:
+            entry, part, norm, text, vector, _ = self._find(args, kwargs, True)
+            if entry is not None:
                 yield from entry.value
                 return
             chunks = []
@@ -916,8 +998,8 @@ class SemanticCache(Layer):
 
     def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def cached_stream(*args: Any, **kwargs: Any) -> Any:
-            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs)
-            if entry is not None and entry.stream:
+            entry, part, norm, text, vector, _ = await self._find_async(args, kwargs, True)
+            if entry is not None:
                 for chunk in entry.value:
                     yield chunk
                 return
@@ -947,16 +1029,55 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 #: Records pulled per round trip: a lagging process catches up over a few misses
 #: (or at once with sync()) instead of one lookup carrying the whole backlog.
 _PULL_BATCH = 256
-_RECORD_FORMAT = "1"
+#: "2": streams have partitions of their own and a conversation's non-text
+#: content is in its partition; a "1" record may hold a stream where a call
+#: now looks, so it is rejected.
+_RECORD_FORMAT = "2"
+#: Format of the files save() writes; "/1" files are refused for the same reason.
+_SAVE_FORMAT = "resilient.semantic_cache/2"
 
 
 def _shared_log(store: Any, name: str | None) -> RecordLog | None:
-    """The record log a cache named ``name`` shares its entries through, or None for a local cache."""
+    """The record log a cache named ``name`` shares its entries through, or None for a local cache.
+
+    A shared cache must be named: the name is what decides which caches share
+    answers, and a default common to every unnamed cache would let two
+    unrelated functions serve each other's answers.
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"name must be None or a non-empty str, got {name!r}")
     if store is None:
         return None
     if not isinstance(store, RedisStore):
         store = RedisStore(store)  # a URL or a redis.Redis client; ValueError naming store= otherwise
-    return store.log(f"semantic_cache:{name or 'default'}")
+    if name is None:
+        raise ValueError("a SemanticCache with store= needs name=: every cache of that name on the store's "
+                         "prefix shares its answers, so the name says which caches those are")
+    return store.log(f"semantic_cache:{name}")
+
+
+def _function_name(func: Callable[..., Any]) -> str:
+    """The name ``@semantic_cache(store=...)`` gives a function's shared cache: its module and qualified name.
+
+    Only a function defined at module level (or a method of a module-level
+    class) has that name to itself. A function defined inside another one is
+    built anew by every call of it, each time with the same name but maybe
+    another closure or defaults (another model, another prompt template),
+    and the partition sees only the arguments of a call, not those. A bound
+    method shares its name with every instance of its class, whatever each
+    holds; lambdas, partials and callable objects have no name of their own
+    at all. For those a name is asked for rather than guessed.
+    """
+    qualname = getattr(func, "__qualname__", None)
+    if not isinstance(qualname, str) or "<" in qualname or inspect.ismethod(func):  # "<locals>", "<lambda>"
+        # Never repr(func) in the message: a partial's shows its arguments, an API key among them.
+        shown = qualname if isinstance(qualname, str) else type(func).__qualname__
+        raise ValueError(
+            f"semantic_cache(store=...) needs name= for {shown}: only a module-level function has a name of its own "
+            "to share answers under; functions built by another function, bound methods, lambdas, partials and "
+            "callable objects would share one cache whatever their closure holds (e.g. name=f'ask:{model}')"
+        )
+    return f"{func.__module__}.{qualname}"
 
 
 def _as_store(store: Any) -> RedisStore | None:
@@ -1014,6 +1135,7 @@ def semantic_cache(
     guard: Any = True,
     store: Any = None,
     prices: dict[str, float] | None = None,
+    name: str | None = None,
     clock: _clock.Clock | None = None,
 ) -> Any:
     """Cache the decorated callable's answers by meaning (see the module docstring).
@@ -1022,20 +1144,23 @@ def semantic_cache(
     ``embedder`` is a model name or path for the default sentence-transformers
     embedder, or any callable ``list[str] -> (n, d)`` array of L2-normalised rows.
     ``store`` (a ``redis://`` URL, a ``redis.Redis`` client or a
-    :class:`~resilient.stores.RedisStore`) shares the answers with every process
-    that decorates the same function (same module and qualified name) on the
-    same store; see :class:`SemanticCache`.
+    :class:`~resilient.stores.RedisStore`) shares the answers with every cache
+    of the same ``name`` on the same store; see :class:`SemanticCache`. By
+    default the name is the function's module and qualified name, so workers
+    running the same code share and two module-level functions never do. A
+    function built inside another function (a factory's, whose closure may hold
+    the model or the prompt), a bound method, a lambda, a partial or a callable
+    object has no name of its own: with ``store=`` it needs ``name=``
+    (``ValueError`` otherwise).
     """
 
     shared = _as_store(store)  # one connection for every function this decorator wraps
 
     def decorate(func: F) -> F:
-        # With a store, the function's qualified name names the shared cache:
-        # workers running the same code share it, two functions never do.
         cache = SemanticCache(
             threshold=threshold, max_size=max_size, ttl=ttl, embedder=embedder, text=text,
             partition=partition, guard=guard, store=shared, prices=prices, clock=clock,
-            name=None if shared is None else f"{func.__module__}.{func.__qualname__}",
+            name=_function_name(func) if shared is not None and name is None else name,
         )
         return cache.wrap(func)
 

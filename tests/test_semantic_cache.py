@@ -32,7 +32,7 @@ def minilm():
 
 def check_matrix(cache: SemanticCache) -> None:
     """Every live entry has exactly one row holding its own vector; no other rows."""
-    entries = list(cache._entries.values())
+    entries = cache._entries.live()
     rows = sum(p.count for p in cache._partitions.values())
     assert rows == len(entries)
     for entry in entries:
@@ -90,6 +90,74 @@ def test_system_prompt_is_part_of_the_partition():
     chat([{"role": "system", "content": "You are a lawyer"}, user])
     chat([{"role": "system", "content": "You are a pirate"}, user])
     assert len(calls) == 2
+
+
+def test_partition_holds_a_conversations_non_text_blocks_and_not_its_text_blocks():
+    text = {"type": "text", "text": "Describe it", "cache_control": {"type": "ephemeral"}}
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    as_string = [{"role": "user", "content": "Describe it"}]
+    as_text_block = [{"role": "user", "content": [text]}]
+    with_image = [{"role": "user", "content": [text, image]}]
+    assert default_text(as_text_block) == default_text(with_image) == "Describe it"
+    assert default_partition("Describe it", (as_text_block,), {}) == default_partition("Describe it", (as_string,), {})
+    assert default_partition("Describe it", (as_text_block,), {}) == ""
+    assert default_partition("Describe it", (with_image,), {}) != ""
+
+
+def image_question(block):
+    return [{"role": "user", "content": [{"type": "text", "text": "What is in this image?"}, block]}]
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+     {"type": "image_url", "image_url": {"url": "https://example.com/invoice-4711.png"}}),
+    ({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "BBBB"}}),
+    ({"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+     {"type": "input_audio", "input_audio": {"data": "UklGRh==", "format": "wav"}}),
+])
+def test_calls_differing_only_in_a_non_text_block_never_share_an_answer(first, second):
+    calls = []
+
+    @SemanticCache(embedder=WordsEmbedder())
+    def ask(messages, *, model):
+        calls.append(messages)
+        return f"answer {len(calls)}"
+
+    assert ask(image_question(first), model="m") == "answer 1"
+    assert ask(image_question(second), model="m") == "answer 2"
+    assert ask(image_question(first), model="m") == "answer 1"
+    assert ask.stats()["exact_hits"] == 1
+
+
+def test_tool_calls_and_tool_results_are_part_of_the_partition():
+    def openai(temperature):
+        return [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": f"{temperature} degrees"},
+        ]
+
+    def anthropic(temperature):
+        return [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "weather", "input": {}}]},
+            {"role": "user",
+             "content": [{"type": "tool_result", "tool_use_id": "t1", "content": f"{temperature} degrees"}]},
+        ]
+
+    for conversation in (openai, anthropic):
+        calls = []
+
+        @SemanticCache(embedder=WordsEmbedder(), guard=False, threshold=0.5)
+        def ask(messages):
+            calls.append(messages)
+            return f"answer {len(calls)}"
+
+        assert ask(conversation(21)) == "answer 1"
+        assert ask(conversation(12)) == "answer 2"
+        assert ask(conversation(21)) == "answer 1"
 
 
 def test_api_key_is_neither_in_the_key_nor_stored_nor_shown(tmp_path):
@@ -204,6 +272,35 @@ def test_a_partition_past_16k_entries_prunes_its_search_and_still_finds_every_hi
     assert found is not None and found.value == f"answer {n - 1}"
 
 
+def test_lowering_max_size_evicts_at_once_least_recently_used_first():
+    cache = SemanticCache(embedder=WordsEmbedder())
+    ask, calls = counting(cache)
+    for i in range(5):
+        ask(f"item {i}")
+    ask("item 0")  # now the most recently used
+    cache.policy.max_size = 3
+    assert len(cache) == 3 and cache.stats()["evictions"] == 2
+    cache.policy.update(max_size=2)
+    assert sorted(norm for _, norm in cache._entries) == ["item 0", "item 4"]  # keys: iterating values reorders
+    check_matrix(cache)
+    ask("item 1")  # evicted: asked again
+    assert calls == [f"item {i}" for i in range(5)] + ["item 1"]
+
+
+def test_saving_a_cache_does_not_count_as_using_its_entries(tmp_path):
+    cache = SemanticCache(embedder=WordsEmbedder(), max_size=3)
+    ask, calls = counting(cache)
+    for i in range(3):
+        ask(f"item {i}")
+    ask("item 0")  # least recently used now: item 1
+    cache.save(tmp_path / "cache.pkl")
+    check_matrix(cache)
+
+    ask("item 3")  # one too many: item 1 goes, as before the save
+
+    assert sorted(norm for _, norm in cache._entries) == ["item 0", "item 2", "item 3"]
+
+
 def test_lowering_max_size_at_runtime_evicts():
     cache = SemanticCache(embedder=WordsEmbedder())
     ask, _ = counting(cache)
@@ -290,6 +387,51 @@ async def test_async_stream_is_replayed():
     assert calls == ["letters"]
 
 
+def test_a_call_and_a_stream_sharing_a_cache_never_serve_each_other():
+    cache = SemanticCache(embedder=WordsEmbedder())
+    calls = []
+
+    @cache
+    def chat(prompt, *, model):
+        calls.append("chat")
+        return {"text": "full answer"}
+
+    @cache
+    def stream_chat(prompt, *, model):
+        calls.append("stream")
+        yield {"text": "full "}
+        yield {"text": "answer"}
+
+    assert list(stream_chat("hi", model="m")) == [{"text": "full "}, {"text": "answer"}]
+    assert chat("hi", model="m") == {"text": "full answer"}
+    assert list(stream_chat("hi", model="m")) == [{"text": "full "}, {"text": "answer"}]
+    assert chat("hi", model="m") == {"text": "full answer"}
+    assert calls == ["stream", "chat"]
+    assert len(cache) == 2  # neither replaced the other
+
+
+async def test_an_async_call_and_an_async_stream_sharing_a_cache_never_serve_each_other():
+    cache = SemanticCache(embedder=WordsEmbedder())
+    calls = []
+
+    @cache
+    async def chat(prompt):
+        calls.append("chat")
+        return "full answer"
+
+    @cache
+    async def stream_chat(prompt):
+        calls.append("stream")
+        for chunk in ["full ", "answer"]:
+            yield chunk
+
+    assert await chat("hi") == "full answer"
+    assert [c async for c in stream_chat("hi")] == ["full ", "answer"]
+    assert await chat("hi") == "full answer"
+    assert [c async for c in stream_chat("hi")] == ["full ", "answer"]
+    assert calls == ["chat", "stream"]
+
+
 async def test_async_function_is_cached():
     calls = []
 
@@ -374,6 +516,46 @@ def test_waiters_call_themselves_when_the_leader_fails():
     assert sum(isinstance(o, TimeoutError) for o in outcomes) == 1
     assert outcomes.count("answer") == 3
     assert len(calls) == 2  # the leader's failed call and one retry by a waiter; the rest hit
+
+
+def test_waiters_get_the_answer_when_storing_it_fails():
+    """The answer was paid for: a failure while storing it fails the caller that stores, never its waiters."""
+    release = threading.Event()
+
+    class Answer:  # an SDK object whose usage cannot be read: storing the answer raises
+        text = "answer"
+
+        @property
+        def usage(self):
+            raise RuntimeError("usage unavailable")
+
+    cache = SemanticCache(embedder=WordsEmbedder())
+    calls = []
+
+    @cache
+    def ask(prompt):
+        calls.append(prompt)
+        release.wait(2)
+        return Answer()
+
+    outcomes = []
+
+    def run():
+        try:
+            outcomes.append(ask("q").text)
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(4)]  # daemon: a hung waiter fails the test
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    release.set()
+    for t in threads:
+        t.join(2)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(outcomes) == ["answer"] * 3 + ["usage unavailable"]
+    assert calls == ["q"] and cache._flights == {}
 
 
 # --------------------------------------------------------------------------- persistence

@@ -12,6 +12,7 @@ does not depend on what vectors mean.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import pickle
@@ -155,6 +156,32 @@ def test_async_functions_share_too(prefix):
     assert calls == ["shout this"]
 
 
+async def test_waiters_get_the_answer_when_the_first_caller_is_cancelled_while_storing_it(prefix):
+    """The answer exists once the call returned: its waiters get it even if its caller is gone before it is stored."""
+    a, _ = pair(prefix)
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    @a
+    async def ask(prompt):
+        calls.append(prompt)
+        await release.wait()
+        asyncio.get_running_loop().call_soon(leader.cancel)  # runs while the answer is pushed to Redis
+        return {"text": "answer"}
+
+    leader = asyncio.create_task(ask("hello"))
+    waiter = asyncio.create_task(ask("hello"))
+    for _ in range(2000):  # until the waiter has joined the leader's call
+        if a.stats()["coalesced"]:
+            break
+        await asyncio.sleep(0.001)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert await asyncio.wait_for(waiter, 2) == {"text": "answer"}
+    assert calls == ["hello"] and a._flights == {}
+
+
 def test_one_cache_object_decorating_two_functions_shares_between_them_and_across(prefix):
     a, b = pair(prefix)
     ask_a, calls_a = counting(a)
@@ -166,28 +193,58 @@ def test_one_cache_object_decorating_two_functions_shares_between_them_and_acros
     assert (len(calls_a), len(calls_again), len(calls_b)) == (1, 0, 0)
 
 
-def test_decorator_names_the_shared_cache_after_the_function(prefix):
-    store = RedisStore(REDIS_URL, prefix=prefix)
-    calls: list[str] = []
+def who_wrote(prompt):  # module-level functions: their qualified names are their own
+    return f"who_wrote answers {prompt}"
 
-    def build(label):
-        @semantic_cache(store=store, embedder=WordsEmbedder(), guard=False)
+
+def who_painted(prompt):
+    return f"who_painted answers {prompt}"
+
+
+class Bot:
+    def __init__(self, model):
+        self.model = model
+
+    def ask(self, prompt):  # bound, it shares the name "Bot.ask" with every other bot's
+        return f"{self.model} answers {prompt}"
+
+
+def test_decorator_names_the_shared_cache_after_the_function(prefix, client):
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    decorate = semantic_cache(store=store, embedder=WordsEmbedder(), guard=False)
+    first, second_worker, other = decorate(who_wrote), decorate(who_wrote), decorate(who_painted)
+    assert first("Who wrote Hamlet?") == "who_wrote answers Who wrote Hamlet?"
+    assert second_worker("Who wrote Hamlet?") == "who_wrote answers Who wrote Hamlet?"
+    assert second_worker.stats()["store_pulled"] == 1
+    assert other("Who wrote Hamlet?") == "who_painted answers Who wrote Hamlet?"
+    assert client.exists(f"{prefix}:semantic_cache:{who_wrote.__module__}.who_wrote:index")
+
+
+def test_decorator_asks_for_a_name_for_a_function_without_one_of_its_own(prefix):
+    store = RedisStore(REDIS_URL, prefix=prefix)
+
+    def make_ask(model, **named):
+        @semantic_cache(store=store, embedder=WordsEmbedder(), guard=False, **named)
         def ask(prompt):
-            calls.append(label)
-            return label
+            return f"{model} says hi"
         return ask
 
-    first, same_name = build("first"), build("same name")  # the same module.qualname: one shared cache
+    with pytest.raises(ValueError, match=r"needs name= for .*make_ask.<locals>.ask"):
+        make_ask("small-model")
+    for unnamed in (lambda prompt: prompt, functools.partial(who_wrote), Bot("small-model").ask):
+        with pytest.raises(ValueError, match="needs name="):
+            semantic_cache(store=store, embedder=WordsEmbedder())(unnamed)
+    small, large = make_ask("small-model", name="ask:small"), make_ask("large-model", name="ask:large")
+    assert small("Hello there") == "small-model says hi"
+    assert large("Hello there") == "large-model says hi"
 
-    @semantic_cache(store=store, embedder=WordsEmbedder(), guard=False)
-    def other(prompt):
-        calls.append("other")
-        return "other"
 
-    assert first("Who wrote Hamlet?") == "first"
-    assert same_name("Who wrote Hamlet?") == "first"
-    assert other("Who wrote Hamlet?") == "other"
-    assert calls == ["first", "other"]
+def test_a_cache_sharing_a_store_needs_a_name(prefix):
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    with pytest.raises(ValueError, match="needs name="):
+        SemanticCache(store=store, embedder=WordsEmbedder())
+    with pytest.raises(ValueError, match="name must be"):
+        SemanticCache(store=store, name="", embedder=WordsEmbedder())
 
 
 # --------------------------------------------------------------------------- what is stored
@@ -247,7 +304,7 @@ def test_max_size_bounds_what_redis_holds(prefix, client):
     records = [k for k in client.scan_iter(match=f"{prefix}:*") if b":record:" in k]
     assert len(records) == 2
     assert b.sync() == 2
-    assert sorted(e.text for e in b._entries.values()) == ["three?", "two?"]
+    assert sorted(e.text for e in b._entries.live()) == ["three?", "two?"]
 
 
 def test_streams_are_shared_and_replayed_chunk_by_chunk(prefix):
@@ -325,9 +382,10 @@ def test_a_record_that_is_not_a_valid_entry_is_rejected_never_unpickled(prefix):
             return (exec, ("raise SystemExit('unpickled!')",))
 
     writer = RedisStore(REDIS_URL, prefix=prefix).log("semantic_cache:answers")
-    good = {"v": "1", "p": "", "n": "q", "t": "q", "s": "0", "r": "{}", "x": b""}
+    good = {"v": "2", "p": "", "n": "q", "t": "q", "s": "0", "r": "{}", "x": b""}
+    # "v": "1" is the former format, whose keys did not keep streams apart from plain calls
     for bad in ({"r": pickle.dumps(Boom())}, {"x": b"\x00" * 5}, {"x": np.array([np.nan], np.float32).tobytes()},
-                {"v": "2"}, {"s": "1", "r": '"not a list"'}):
+                {"v": "1"}, {"s": "1", "r": '"not a list"'}):
         writer.append(uuid.uuid4().hex, {**good, "n": uuid.uuid4().hex, **bad}, 60, 100)
     assert b.sync() == 1
     assert b.stats()["store_rejected"] == 5
