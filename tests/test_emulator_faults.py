@@ -50,13 +50,19 @@ def test_rate_limit_bucket_is_per_key(http, emulator, fake_clock):
 
 
 def test_tokens_per_minute_limit(http, emulator, fake_clock):
-    emulator.add_fault("rate_limit", rps=100, burst=100, tpm=30)
+    emulator.add_fault("rate_limit", rps=100, burst=100, tpm=30)  # refills one token every 2 s
     first = chat(http, emulator)
     assert first.status_code == 200
     used = 30 - int(first.headers["x-ratelimit-remaining-tokens"])
+    assert first.headers["x-ratelimit-reset-tokens"] == f"{2 * used}s"  # time to refill what it used
     statuses = [chat(http, emulator).status_code for _ in range(30 // used)]
-    assert statuses[-1] == 429
-    assert float(statuses and chat(http, emulator).headers["retry-after"]) > 0
+    assert statuses[-1] == 429 and statuses.count(200) == 30 // used - 1
+    refused = chat(http, emulator)
+    assert (refused.status_code, refused.headers["retry-after-ms"]) == (429, str(2000 * used))
+    fake_clock.advance(2 * used - 0.001)
+    assert chat(http, emulator).status_code == 429
+    fake_clock.advance(0.001)
+    assert chat(http, emulator).status_code == 200
 
 
 def test_outage_answers_its_status_only_inside_its_window(http, emulator, fake_clock):

@@ -23,19 +23,20 @@ def test_url_is_loopback_with_an_ephemeral_port():
 
 
 def test_stop_leaves_no_thread_behind_even_with_open_keepalive_connections():
-    before = threading.active_count()
+    # Compared as sets of threads: another test's thread ending meanwhile must not count.
+    before = set(threading.enumerate())
     with Emulator() as emu:
         clients = [httpx.Client() for _ in range(5)]
         for client in clients:
             assert client.post(emu.url + "/v1/chat/completions", json=CHAT).status_code == 200
-        assert threading.active_count() > before
-    assert threading.active_count() == before
+        assert set(threading.enumerate()) - before
+    assert not set(threading.enumerate()) - before
     for client in clients:
         client.close()
 
 
 def test_stop_interrupts_a_real_latency_wait():
-    before = threading.active_count()
+    before = set(threading.enumerate())
     emu = Emulator().start()
     latency = emu.add_fault("latency", seconds=60)
     worker = threading.Thread(target=lambda: _swallow(lambda: httpx.get(emu.url + "/v1/models", timeout=5)))
@@ -46,7 +47,7 @@ def test_stop_interrupts_a_real_latency_wait():
         threading.Event().wait(0.001)
     emu.stop()
     worker.join(timeout=5)
-    assert threading.active_count() == before
+    assert not set(threading.enumerate()) - before
     assert [r.status for r in emu.requests] == [None]  # dropped by the shutdown, not answered after 60 s
 
 

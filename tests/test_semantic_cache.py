@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from resilient.embeddings import default_embedder
 from resilient.layer import describe
 from resilient.semantic_cache import SemanticCache, default_partition, default_text, semantic_cache
 from semantic_helpers import WordsEmbedder, counting
+from waiting import await_until, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -463,7 +463,7 @@ def test_concurrent_identical_misses_make_one_call():
     threads = [threading.Thread(target=lambda: results.append(ask("same question"))) for _ in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    wait_until(lambda: ask.stats()["coalesced"] == 7)  # every other caller waits on the first one's call
     release.set()
     for t in threads:
         t.join(5)
@@ -475,13 +475,19 @@ def test_concurrent_identical_misses_make_one_call():
 async def test_concurrent_identical_async_misses_make_one_call():
     calls = []
 
+    release = asyncio.Event()
+
     @SemanticCache(embedder=WordsEmbedder())
     async def ask(prompt):
         calls.append(prompt)
-        await asyncio.sleep(0.02)
+        await release.wait()
         return "answer"
 
-    results = await asyncio.gather(*(ask("same question") for _ in range(8)))
+    async def release_when_all_wait() -> None:
+        await await_until(lambda: ask.stats()["coalesced"] == 7)
+        release.set()
+
+    *results, _ = await asyncio.gather(*(ask("same question") for _ in range(8)), release_when_all_wait())
     assert results == ["answer"] * 8
     assert calls == ["same question"]
 
@@ -509,7 +515,7 @@ def test_waiters_call_themselves_when_the_leader_fails():
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    wait_until(lambda: ask.stats()["coalesced"] == 3)
     release.set()
     for t in threads:
         t.join(5)
@@ -549,7 +555,7 @@ def test_waiters_get_the_answer_when_storing_it_fails():
     threads = [threading.Thread(target=run, daemon=True) for _ in range(4)]  # daemon: a hung waiter fails the test
     for t in threads:
         t.start()
-    time.sleep(0.05)
+    wait_until(lambda: cache.stats()["coalesced"] == 3)
     release.set()
     for t in threads:
         t.join(2)
