@@ -218,69 +218,23 @@ async def test_functions_sharing_a_queue_share_its_slots(fake_clock: FakeClock) 
 
 
 async def test_aging_serves_a_low_waiter_before_high_calls_that_came_much_later(fake_clock: FakeClock) -> None:
-    shared = RequestQueue(max_concurrent=1, aging=10.0)
-    order: list[str] = []
-    gate = asyncio.Event()
-
-    @queued(queue=shared)
-    async def hold() -> None:
-        await gate.wait()
-
-    @queued(queue=shared)
-    async def work(label: str) -> None:
-        order.append(label)
-
-    holder = asyncio.create_task(hold())
-    await yield_to_tasks()
-    with priority("low"):
-        old_low = asyncio.create_task(work("low@0"))  # rank 0 + 2 * 10 = 20
-    await yield_to_tasks()
-    fake_clock.advance(15)
-    with priority("high"):
-        early_high = asyncio.create_task(work("high@15"))  # rank 15
-    await yield_to_tasks()
-    fake_clock.advance(10)
-    with priority("high"):
-        late_high = asyncio.create_task(work("high@25"))  # rank 25
-    await yield_to_tasks()
-
-    gate.set()
-    await asyncio.gather(holder, old_low, early_high, late_high)
+    # Ranks: low@0 is 0 + 2 * 10 = 20, high@15 is 15, high@25 is 25.
+    order = await _served_order(fake_clock, 10.0, [("low", 0, _KEEP), ("high", 15, _KEEP), ("high", 10, _KEEP)])
 
     assert order == ["high@15", "low@0", "high@25"]
 
 
 async def test_without_aging_priority_is_strict(fake_clock: FakeClock) -> None:
-    shared = RequestQueue(max_concurrent=1, aging=None)
-    order: list[str] = []
-    gate = asyncio.Event()
+    order = await _served_order(fake_clock, None, [("low", 0, _KEEP), ("high", 1000, _KEEP)])
 
-    @queued(queue=shared)
-    async def hold() -> None:
-        await gate.wait()
-
-    @queued(queue=shared)
-    async def work(label: str) -> None:
-        order.append(label)
-
-    holder = asyncio.create_task(hold())
-    await yield_to_tasks()
-    with priority("low"):
-        low = asyncio.create_task(work("low"))
-    await yield_to_tasks()
-    fake_clock.advance(1000)
-    with priority("high"):
-        high = asyncio.create_task(work("high"))
-    await yield_to_tasks()
-
-    gate.set()
-    await asyncio.gather(holder, low, high)
-
-    assert order == ["high", "low"]
+    assert order == ["high@1000", "low@0"]
 
 
 async def _served_order(fake_clock: FakeClock, aging: float | None, calls: list[tuple[str, float, Any]]) -> list[str]:
-    """Order in which ``(priority, seconds to wait first, aging to set before it)`` calls get a one-slot queue."""
+    """Order in which ``(priority, seconds to wait first, aging to set before it)`` calls get a one-slot queue.
+
+    Each call is labelled ``priority@arrival`` (fake seconds); a first call holds the slot until all have arrived.
+    """
     shared = RequestQueue(max_concurrent=1, aging=aging)
     order: list[str] = []
     gate = asyncio.Event()
@@ -300,7 +254,7 @@ async def _served_order(fake_clock: FakeClock, aging: float | None, calls: list[
         if new_aging is not _KEEP:
             shared.policy.aging = new_aging
         with priority(level):
-            tasks.append(asyncio.create_task(work(level)))
+            tasks.append(asyncio.create_task(work(f"{level}@{fake_clock.monotonic():g}")))
         await yield_to_tasks()
     gate.set()
     await asyncio.gather(*tasks)
@@ -315,14 +269,14 @@ async def test_turning_aging_off_makes_priority_strict_for_calls_already_waiting
     # high waits from t=1000 (aged rank 1000); strict ranks are 0..2, so a mix would serve low first.
     order = await _served_order(fake_clock, 10.0, [("high", 0, _KEEP), ("low", 5, None)])
 
-    assert order == ["high", "low"]
+    assert order == ["high@1000", "low@1005"]
 
 
 async def test_turning_aging_on_ages_calls_already_waiting(fake_clock: FakeClock) -> None:
     # low waits from t=0 (strict rank 2); high comes at t=10 with aging 10: low ranks 0 + 2 * 10 = 20, high 10.
     order = await _served_order(fake_clock, None, [("low", 0, _KEEP), ("high", 10, 10.0)])
 
-    assert order == ["high", "low"]
+    assert order == ["high@10", "low@0"]
 
 
 # ----------------------------------------------------------------- overflow and timeout
