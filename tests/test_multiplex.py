@@ -299,21 +299,27 @@ def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error() -> None:
     assert pool.stats()["exhausted"] == 1 and pool.stats()["waiting"] == 0
 
 
+async def waiting_task(pool: KeyPool) -> tuple[asyncio.Task[str], asyncio.Task[str], asyncio.Event]:
+    """A task holding the pool's only key until the event is set, and a second task waiting for that key."""
+    gate = asyncio.Event()
+
+    @pool
+    async def ask(*, api_key: str) -> str:
+        await gate.wait()
+        return NAMES[api_key]
+
+    first = asyncio.create_task(ask())
+    await asyncio.sleep(0)  # first holds the only key
+    second = asyncio.create_task(ask())
+    await await_until(lambda: pool.stats()["waiting"] == 1)
+    return first, second, gate
+
+
 def test_a_task_waits_for_a_key_without_blocking_its_event_loop(fake_clock: FakeClock) -> None:
     pool = KeyPool({"a": A}, max_concurrent_per_key=1)
 
     async def main() -> list[str]:
-        gate = asyncio.Event()
-
-        @pool
-        async def ask(*, api_key: str) -> str:
-            await gate.wait()
-            return NAMES[api_key]
-
-        first = asyncio.create_task(ask())
-        await asyncio.sleep(0)  # first holds the only key
-        second = asyncio.create_task(ask())
-        await await_until(lambda: pool.stats()["waiting"] == 1)
+        first, second, gate = await waiting_task(pool)
         gate.set()  # runs only because the loop is free: first ends, second gets the key
         return [await first, await second]
 
@@ -326,17 +332,7 @@ def test_a_task_waits_at_most_max_wait_then_gets_a_rate_limit_error() -> None:
     pool = KeyPool({"a": A}, max_concurrent_per_key=1, max_wait=5.0, clock=clock)
 
     async def main() -> None:
-        gate = asyncio.Event()
-
-        @pool
-        async def ask(*, api_key: str) -> str:
-            await gate.wait()
-            return NAMES[api_key]
-
-        first = asyncio.create_task(ask())
-        await asyncio.sleep(0)
-        second = asyncio.create_task(ask())
-        await await_until(lambda: pool.stats()["waiting"] == 1)
+        first, second, gate = await waiting_task(pool)
         await clock.aadvance_and_wait_for_a_look(4.999)
         assert not second.done()  # not a moment early
         clock.advance(0.001)
