@@ -116,13 +116,17 @@ class _Attempts:
             return 0.0
         wait = gate.wait_time(self.clock.monotonic())
         if wait > 0:
-            if self._past_deadline(wait):
-                self.layer.record_failure(0, "deadline")
-                raise RateLimitError(
-                    f"throttle gate closed for {wait:.3g}s, past the {self.policy.deadline:g}s deadline",
-                    retry_after=wait,
-                )
-            gate.record_wait(wait)
+            # Another caller's Retry-After may have closed the gate for longer than this
+            # call would wait for its own: the same limits apply to both.
+            if wait > self.policy.max_retry_after:
+                reason, limit = "retry_after_too_long", f"max_retry_after of {self.policy.max_retry_after:g}s"
+            elif self._past_deadline(wait):
+                reason, limit = "deadline", f"{self.policy.deadline:g}s deadline"
+            else:
+                gate.record_wait(wait)
+                return wait
+            self.layer.record_failure(0, reason)
+            raise RateLimitError(f"throttle gate closed for {wait:.3g}s, past the {limit}", retry_after=wait)
         return wait
 
     def delay_after(self, exc: Exception) -> float | str:
@@ -132,19 +136,25 @@ class _Attempts:
         if not self.layer.should_retry(exc, info.retryable):
             return "not_retryable"
         gate = policy.gate
+        hint = info.retry_after if policy.respect_retry_after else None
+        too_long = hint is not None and hint > policy.max_retry_after
         if gate is not None and info.kind == "rate_limit":
-            gate.record_throttle(info.retry_after, now=self.clock.monotonic())
+            # A hint this layer would not wait for itself must not hold every other caller either:
+            # the gate then closes for its own escalation step only.
+            gate.record_throttle(None if too_long else hint, now=self.clock.monotonic())
         if self.made > policy.max_retries:
             return "max_retries"
-        hint = info.retry_after if policy.respect_retry_after else None
-        if hint is not None and hint > policy.max_retry_after:
+        if too_long:
             return "retry_after_too_long"
         delay = self.layer.compute_delay(self.made - 1, self.previous)
         self.previous = delay
         if hint is not None and hint > delay:
             delay = hint
         if gate is not None:
-            delay = max(delay, gate.wait_time(self.clock.monotonic()))
+            closed = gate.wait_time(self.clock.monotonic())
+            if closed > policy.max_retry_after:
+                return "retry_after_too_long"
+            delay = max(delay, closed)
         if self._past_deadline(delay):
             return "deadline"
         if policy.budget is not None and not policy.budget.try_spend():

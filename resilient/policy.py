@@ -45,8 +45,10 @@ class Policy:
         unknown = set(values) - set(self._fields)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unknown field(s): {', '.join(sorted(unknown))}")
-        for name, (default, _) in self._fields.items():
-            setattr(self, name, values.get(name, default))
+        checked = {name: check(name, values.get(name, default)) for name, (default, check) in self._fields.items()}
+        self._check_together(checked)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         spec = self._fields.get(name)
@@ -55,7 +57,9 @@ class Policy:
                 object.__setattr__(self, name, value)
                 return
             raise AttributeError(f"{type(self).__name__} has no field {name!r}; fields: {', '.join(self._fields)}")
-        object.__setattr__(self, name, spec[1](name, value))
+        value = spec[1](name, value)
+        self._check_together({**self.__dict__, name: value})
+        object.__setattr__(self, name, value)
 
     def update(self, **values: Any) -> None:
         """Set several fields at once; if any value is invalid, none is changed."""
@@ -65,8 +69,17 @@ class Policy:
             if spec is None:
                 raise AttributeError(f"{type(self).__name__} has no field {name!r}")
             checked[name] = spec[1](name, value)
+        self._check_together({**self.__dict__, **checked})
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+
+    def _check_together(self, values: dict[str, Any]) -> None:
+        """Raise ``ValueError`` when fields valid one by one are not valid together.
+
+        ``values`` is the state the change would leave (every field). Checked
+        before anything is set, so a refused change leaves the policy as it
+        was; ``update`` changes related fields together.
+        """
 
     def as_dict(self) -> dict[str, Any]:
         """The current values, for ``describe`` and logging."""

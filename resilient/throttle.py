@@ -7,7 +7,11 @@ of them: every call through the gate waits until the gate opens again before
 sending. Consecutive throttles escalate the closed period 1, 2, 4, 8, 16, 32 s
 (capped at ``max_wait``); a success, or ``reset_after`` seconds without a
 throttle, starts the escalation again from ``base_wait``. A server's
-Retry-After hint longer than the escalation step is honoured instead.
+Retry-After hint longer than the escalation step is honoured instead, unless
+``@backoff`` would not wait that long itself (above its ``max_retry_after``,
+or with ``respect_retry_after`` off): then the escalation step alone closes
+the gate, and a caller that finds the gate closed for longer than its own
+``max_retry_after`` gives up at once rather than sleep.
 
 The mutable part lives in a :class:`GateState` with three atomic operations,
 so a shared (Redis) state can replace the in-memory one without touching the
@@ -35,6 +39,12 @@ class ThrottleGatePolicy(Policy):
     base_wait: float
     max_wait: float
     reset_after: float
+
+    def _check_together(self, values: dict[str, Any]) -> None:
+        if values["base_wait"] > values["max_wait"]:
+            raise ValueError(
+                f"base_wait must be <= max_wait (the cap of the escalation), got {values['base_wait']!r} > {values['max_wait']!r}"
+            )
 
 
 class GateState(Protocol):

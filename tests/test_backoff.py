@@ -541,6 +541,50 @@ def test_a_gate_closed_past_the_deadline_fails_the_call_without_sending(fake_clo
     assert ask.stats()["gave_up"] == {"deadline": 1}
 
 
+def test_a_retry_after_the_layer_will_not_wait_for_does_not_close_the_gate_for_everyone(fake_clock: FakeClock) -> None:
+    # An hour's Retry-After above max_retry_after (120 s): the caller gives up at once, and the gate
+    # closes only for its own first escalation step (1 s), not for the hour.
+    gate = ThrottleGate()
+    limited = backoff(gate=gate)(Flaky(RateLimitError("slow", status=429, retry_after=3600)))
+    other = backoff(gate=gate)(Flaky())
+
+    with pytest.raises(RateLimitError):
+        limited()
+    assert limited.stats()["gave_up"] == {"retry_after_too_long": 1}
+    assert gate.wait_time(fake_clock.monotonic()) == 1.0
+    assert other() == "ok"
+    assert fake_clock.sleeps == [1.0]
+
+
+def test_a_gate_closed_longer_than_max_retry_after_fails_the_call_without_sending(fake_clock: FakeClock) -> None:
+    # Another caller, allowed longer waits, closed the gate for 300 s: this one allows 120 s.
+    gate = ThrottleGate()
+    gate.record_throttle(hint=300.0, now=fake_clock.monotonic())
+    flaky = Flaky()
+    ask = backoff(gate=gate)(flaky)
+
+    with pytest.raises(RateLimitError, match="max_retry_after") as caught:
+        ask()
+
+    assert caught.value.retry_after == 300
+    assert (flaky.calls, fake_clock.sleeps) == (0, [])
+    assert ask.stats()["gave_up"] == {"retry_after_too_long": 1}
+    again = backoff(gate=gate, max_retry_after=600)(Flaky())
+    assert again() == "ok" and fake_clock.sleeps == [300]
+
+
+@pytest.mark.parametrize(("base_wait", "max_wait"), [(10, 2), (33, 32.0)])
+def test_a_throttle_gate_starting_above_its_cap_is_refused(base_wait: float, max_wait: float) -> None:
+    with pytest.raises(ValueError, match="base_wait"):
+        ThrottleGate(base_wait=base_wait, max_wait=max_wait)
+    gate = ThrottleGate()
+    with pytest.raises(ValueError, match="base_wait"):
+        gate.policy.base_wait = 33
+    assert gate.policy.base_wait == 1.0  # a refused change changes nothing
+    gate.policy.update(base_wait=50, max_wait=60)  # related fields change together
+    assert (gate.policy.base_wait, gate.policy.max_wait) == (50, 60)
+
+
 def test_a_gate_closed_within_the_deadline_is_waited_before_the_first_attempt(fake_clock: FakeClock) -> None:
     gate = ThrottleGate()
     gate.record_throttle(hint=3.0, now=fake_clock.monotonic())
