@@ -10,6 +10,8 @@ variables that the environment does not set (it never overrides one, as
 
 from __future__ import annotations
 
+import codecs
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +20,8 @@ from pathlib import Path
 from .errors import NoKeyAvailableError
 
 __all__ = ["keys_from_env", "read_dotenv"]
+
+_log = logging.getLogger(__name__)
 
 
 def keys_from_env(
@@ -51,25 +55,58 @@ def keys_from_env(
 
 
 def read_dotenv(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
-    """Variables of a ``.env`` file (``KEY=value``, optional ``export``, quotes, ``#`` comments); ``{}`` if absent."""
+    """Variables of a ``.env`` file; ``{}`` if it is absent.
+
+    The syntax is python-dotenv's, for one-line values: ``NAME=value``,
+    optionally after ``export`` and any blanks; ``#`` comment lines; a value
+    in single quotes is taken as is (only ``\\'`` and ``\\\\`` unescaped), one in
+    double quotes has its backslash escapes decoded (``\\n``, ``\\t``, ``\\"``,
+    ...); after an unquoted value a comment starts at a blank (space or tab)
+    followed by ``#`` (``a#b`` is a value), and after a quoted one at ``#``.
+    A UTF-8 byte order mark is ignored. Two departures, both on the side of
+    never taking a wrong key: a quoted value must close on its own line (a
+    line with an unterminated quote is skipped, python-dotenv would read on
+    into the next lines), and ``NAME= # comment`` is empty (python-dotenv
+    reads ``# comment`` as the value). A line that cannot be parsed is
+    skipped with a warning giving its number, never its text.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return {}
     values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        name, sep, value = line.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not name.isidentifier():
+        match = _BINDING.fullmatch(line)
+        if match is None:
+            _log.warning("%s: line %d is not NAME=value, skipped", os.fspath(path), number)
             continue
-        if value[:1] in ("'", '"') and value[:1] in value[1:]:
-            value = value[1 : value.index(value[0], 1)]
+        if match["single"] is not None:
+            value = _SINGLE_ESCAPES.sub(lambda m: m.group(0)[1], match["single"])
+        elif match["double"] is not None:
+            value = _DOUBLE_ESCAPES.sub(lambda m: codecs.decode(m.group(0), "unicode-escape"), match["double"])
         else:
-            value = value.split(" #", 1)[0].strip()
-        values[name] = value
+            value = _INLINE_COMMENT.sub("", match["bare"]).strip()
+            if value.startswith("#"):
+                value = ""
+        values[match["name"]] = value
     return values
+
+
+# One binding on one line (python-dotenv's grammar without multi-line values).
+_BINDING = re.compile(
+    r"""
+    \s*(?:export\s+)?
+    (?P<name>[^\W\d]\w*) \s* = \s*
+    (?:
+        '(?P<single>(?:\\'|[^'])*)' \s* (?:\#.*)?
+      | "(?P<double>(?:\\"|[^"])*)" \s* (?:\#.*)?
+      | (?P<bare>(?!['"]).*)
+    )
+    """,
+    re.VERBOSE,
+)
+_INLINE_COMMENT = re.compile(r"\s+#.*")
+_SINGLE_ESCAPES = re.compile(r"\\[\\']")
+_DOUBLE_ESCAPES = re.compile(r"""\\[\\'"abfnrtv]""")

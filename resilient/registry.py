@@ -29,6 +29,19 @@ other adapter's result dict is translated by
 
 A bad file is refused at load with a ``ValueError`` naming the entry and the
 field (``models[2].provider: unknown provider 'claud'``), not at the first call.
+
+Keys. ``api_key_env`` names the variable holding the provider's key (looked
+up in the environment, then ``./.env``, at each call); if it is unset the
+call raises ``AuthenticationError`` naming the variable -- it never falls
+back to the adapter's usual variable (``OPENAI_API_KEY``...), which may hold
+another team's key. Without ``api_key_env`` the adapter looks in its usual
+variable, unless ``options = { api_key = "..." }`` gives the key itself:
+that is honoured (handy for local servers with a fixed token or generated
+files; the file is then a secret), and giving both is refused at load. A
+key passed to ``invoke(..., api_key=...)`` wins over both. ``repr`` of a
+provider or model shows secret-looking options and parameters (``api_key``,
+``aws_secret_access_key``, ``*_token``, ``*password*``, ``Authorization``, ...,
+at any depth) as fingerprints, and redacts credentials in URLs.
 """
 
 from __future__ import annotations
@@ -36,12 +49,15 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
+
+from .secrets import fingerprint, redact
 
 __all__ = ["Registry", "ProviderConfig", "ModelConfig", "ProviderType", "PROVIDER_TYPES"]
 
@@ -68,7 +84,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProviderConfig:
     name: str
     type: str
@@ -77,20 +93,48 @@ class ProviderConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def api_key(self) -> str | None:
-        """The key from ``api_key_env`` (environment, then ``.env``), or ``None`` to let the adapter look."""
+        """The key for this provider's calls, or ``None`` to let the adapter look in its usual variable.
+
+        With ``api_key_env``: that variable (environment, then ``.env``), and
+        an :class:`~resilient.errors.AuthenticationError` naming it when it is
+        unset or empty -- never a silent fall-back to the adapter's default
+        variable, which may hold another account's key. Otherwise the
+        ``api_key`` of ``options``, if any.
+        """
         if not self.api_key_env:
-            return None
+            key = self.options.get("api_key")
+            return key if isinstance(key, str) and key else None
         from .adapters import _http
+        from .errors import AuthenticationError
 
-        return _http.setting([self.api_key_env])
+        key = _http.setting([self.api_key_env])
+        if not key:
+            raise AuthenticationError(
+                f"provider {self.name!r}: api_key_env names {redact(self.api_key_env)}, which is not set"
+                " (environment or .env); set it, or drop api_key_env to use the adapter's usual variable",
+                provider=self.type,
+            )
+        return key
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderConfig(name={self.name!r}, type={self.type!r}, api_key_env={_shown(self.api_key_env)},"
+            f" api_base={_shown(self.api_base)}, options={_shown(self.options)})"
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelConfig:
     name: str
     provider: ProviderConfig
     max_tokens: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelConfig(name={self.name!r}, provider={self.provider!r}, max_tokens={self.max_tokens!r},"
+            f" params={_shown(self.params)})"
+        )
 
     def invoke(self, request: Mapping[str, Any], **options: Any) -> dict[str, Any]:
         """Run an OpenAI chat request on this model; returns an OpenAI ``chat.completion`` dict.
@@ -105,7 +149,10 @@ class ModelConfig:
             merged.setdefault("max_tokens", self.max_tokens)
         kind = PROVIDER_TYPES[self.provider.type]
         module = _adapter(kind.module)
-        connection = {**self.provider.options, "api_key": self.provider.api_key(), **options}
+        connection = dict(self.provider.options)
+        if "api_key" not in options:  # a key given for this call makes the configured one irrelevant
+            connection["api_key"] = self.provider.api_key()
+        connection.update(options)
         if self.provider.api_base:  # under the adapter's name for it (Bedrock: endpoint_url)
             connection[getattr(module, "BASE_URL_PARAM", "base_url")] = self.provider.api_base
         if kind.style == "anthropic":
@@ -119,6 +166,27 @@ class ModelConfig:
         from .adapters import translate
 
         return translate.result_to_openai(result)
+
+
+# Option and parameter names whose values are credentials: shown as fingerprints.
+_SECRET_NAME = re.compile(r"(?i)api[_-]?key|secret|token$|passw(?:or)?d|credential|authorization|^auth$|^key$")
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every string under a secret-looking name replaced by its fingerprint, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            k: fingerprint(v) if isinstance(v, str) and isinstance(k, str) and _SECRET_NAME.search(k) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(v) for v in value)
+    return value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` safe to print: secret-named entries fingerprinted, then free text redacted."""
+    return redact(repr(_masked(value)))
 
 
 def _adapter(name: str) -> ModuleType:
@@ -159,11 +227,24 @@ class Registry:
                 raise ValueError(f"{where}.name: provider {name!r} is declared twice")
             options = entry.get("options", {})
             if not isinstance(options, Mapping):
-                raise ValueError(f"{where}.options: a table of keyword arguments for every call is required, got {options!r}")
+                raise ValueError(
+                    f"{where}.options: a table of keyword arguments for every call is required, got {_shown(options)}"
+                )
+            api_key_env = _text(entry, "api_key_env", where, required=False)
+            if api_key_env is not None and not _ENV_NAME.fullmatch(api_key_env):
+                raise ValueError(
+                    f"{where}.api_key_env: the name of an environment variable is required (letters, digits, _),"
+                    " got something else (not shown: it may be the key itself, which belongs in that variable)"
+                )
+            if "api_key" in options:
+                if not isinstance(options["api_key"], str) or not options["api_key"].strip():
+                    raise ValueError(f"{where}.options.api_key: a non-empty string is required")
+                if api_key_env is not None:
+                    raise ValueError(f"{where}.options.api_key: give the key by api_key_env or by options.api_key, not both")
             providers[name] = ProviderConfig(
                 name,
                 kind,
-                _text(entry, "api_key_env", where, required=False),
+                api_key_env,
                 _text(entry, "api_base", where, required=False),
                 dict(options),
             )
@@ -179,7 +260,7 @@ class Registry:
                 raise ValueError(f"{where}.max_tokens: an integer >= 1 is required, got {max_tokens!r}")
             params = entry.get("params", {})
             if not isinstance(params, Mapping):
-                raise ValueError(f"{where}.params: a table of default request parameters is required, got {params!r}")
+                raise ValueError(f"{where}.params: a table of default request parameters is required, got {_shown(params)}")
             if name in models:
                 raise ValueError(f"{where}.name: model {name!r} is declared twice")
             models[name] = ModelConfig(name, providers[provider], max_tokens, dict(params))
@@ -196,6 +277,9 @@ class Registry:
         return f"Registry(providers={list(self.providers)}, models={list(self.models)})"
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     entries = data.get(key, [])
     if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
@@ -208,5 +292,5 @@ def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}.{key}: a non-empty string is required, got {value!r}")
+        raise ValueError(f"{where}.{key}: a non-empty string is required, got {_shown(value)}")
     return value

@@ -131,3 +131,137 @@ def test_invalid_file_syntax_is_a_value_error(tmp_path) -> None:
 def test_unknown_model_lists_the_known_ones(emulator) -> None:
     with pytest.raises(KeyError, match="known: gpt-4o-mini"):
         registry_for(emulator.url).get("gpt-5")
+
+
+# ----------------------------------------------------------------- keys
+
+TEAM_KEY = "sk-" + "team-" + "T" * 24 + "TTTT"
+DEFAULT_KEY = "sk-" + "default-" + "D" * 24 + "DDDD"
+INLINE_KEY = "sk-" + "inline-" + "I" * 24 + "IIII"
+
+
+@pytest.fixture
+def seen_keys(monkeypatch, tmp_path) -> list:
+    """The key each openai adapter call resolves to, with OPENAI_API_KEY holding another account's key."""
+    from resilient.adapters import _http
+    from resilient.adapters import openai as openai_adapter
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("OPENAI_API_KEY", DEFAULT_KEY)
+    monkeypatch.delenv("TEAM_B_OPENAI_KEY", raising=False)
+    seen: list = []
+
+    def chat(messages, *, model, api_key=None, **kw):
+        seen.append(_http.credential(api_key, ["OPENAI_API_KEY"], "openai"))
+        return {"raw": {"object": "chat.completion"}}
+
+    monkeypatch.setattr(openai_adapter, "chat", chat)
+    return seen
+
+
+def one_provider(**provider) -> Registry:
+    return Registry.from_dict({"providers": [{"name": "p", "type": "openai", **provider}],
+                               "models": [{"name": "m", "provider": "p"}]})  # fmt: skip
+
+
+def test_an_unset_api_key_env_is_an_error_naming_it_not_a_fall_back(seen_keys) -> None:
+    from resilient.errors import AuthenticationError
+
+    with pytest.raises(AuthenticationError, match="TEAM_B_OPENAI_KEY, which is not set") as caught:
+        one_provider(api_key_env="TEAM_B_OPENAI_KEY").get("m").invoke(REQUEST)
+
+    assert seen_keys == []
+    assert DEFAULT_KEY not in str(caught.value)
+
+
+def test_a_set_api_key_env_is_used(seen_keys, monkeypatch) -> None:
+    monkeypatch.setenv("TEAM_B_OPENAI_KEY", TEAM_KEY)
+
+    one_provider(api_key_env="TEAM_B_OPENAI_KEY").get("m").invoke(REQUEST)
+
+    assert seen_keys == [TEAM_KEY]
+
+
+def test_api_key_env_is_also_read_from_dotenv(seen_keys, tmp_path) -> None:
+    (tmp_path / ".env").write_text(f"TEAM_B_OPENAI_KEY={TEAM_KEY}\n")
+
+    one_provider(api_key_env="TEAM_B_OPENAI_KEY").get("m").invoke(REQUEST)
+
+    assert seen_keys == [TEAM_KEY]
+
+
+def test_a_key_given_per_call_needs_no_api_key_env(seen_keys) -> None:
+    one_provider(api_key_env="TEAM_B_OPENAI_KEY").get("m").invoke(REQUEST, api_key=INLINE_KEY)
+
+    assert seen_keys == [INLINE_KEY]
+
+
+def test_a_key_in_options_is_honoured(seen_keys) -> None:
+    one_provider(options={"api_key": INLINE_KEY}).get("m").invoke(REQUEST)
+
+    assert seen_keys == [INLINE_KEY]
+
+
+def test_without_any_key_setting_the_adapter_uses_its_usual_variable(seen_keys) -> None:
+    one_provider().get("m").invoke(REQUEST)
+
+    assert seen_keys == [DEFAULT_KEY]
+
+
+@pytest.mark.parametrize(
+    ("provider", "message"),
+    [
+        ({"api_key_env": "TEAM_B_OPENAI_KEY", "options": {"api_key": INLINE_KEY}}, r"options\.api_key: .* not both"),
+        ({"options": {"api_key": ""}}, r"options\.api_key: a non-empty string"),
+        ({"options": {"api_key": 12345}}, r"options\.api_key: a non-empty string"),
+        ({"api_key_env": INLINE_KEY}, r"api_key_env: the name of an environment variable"),
+        ({"api_key_env": "TEAM-B KEY"}, r"api_key_env: the name of an environment variable"),
+        ({"options": INLINE_KEY}, r"providers\[0\]\.options"),
+        ({"api_base": 7}, r"providers\[0\]\.api_base"),
+    ],
+)  # fmt: skip
+def test_bad_key_settings_are_refused_at_load_without_showing_the_key(provider, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        one_provider(**provider)
+
+    assert INLINE_KEY not in str(caught.value)
+    assert INLINE_KEY[3:-4] not in str(caught.value)
+
+
+SECRET = "sk-" + "proj-" + "S" * 24 + "abcd"
+AWS_SECRET = "wJalrXUtnFEMI" + "/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
+URL_PASSWORD = "pr0xy" + "%2Fpass" + "w" * 12
+
+
+def test_repr_of_a_provider_and_a_model_masks_every_secret() -> None:
+    registry = Registry.from_dict(
+        {
+            "providers": [
+                {"name": "p", "type": "openai_compatible", "api_base": f"https://user:{URL_PASSWORD}@proxy.example/v1",
+                 "options": {"api_key": SECRET, "timeout": 30, "headers": {"Authorization": "Bearer " + SECRET}}},
+                {"name": "aws", "type": "bedrock", "options": {"aws_access_key_id": "AK" + "IA" + "ABCDEFGHIJKLWXYZ",
+                 "aws_secret_access_key": AWS_SECRET, "aws_session_token": "Fwo" + "Z" * 60, "region": "us-east-1"}},
+            ],
+            "models": [
+                {"name": "m", "provider": "p", "params": {"extra_headers": {"x-api-key": SECRET}, "temperature": 0.5, "max_tokens": 64}},
+                {"name": "b", "provider": "aws"},
+            ],
+        }
+    )  # fmt: skip
+
+    shown = repr(registry.get("m")) + repr(registry.get("b")) + str(registry.get("m")) + repr(registry.providers)
+
+    for secret in (SECRET, SECRET[8:-4], AWS_SECRET, AWS_SECRET[4:-4], "Z" * 20, "ABCDEFGHIJKL", URL_PASSWORD[:-4]):
+        assert secret not in shown
+    assert "sk-proj-…abcd" in shown
+    assert "'timeout': 30" in shown and "'temperature': 0.5" in shown and "'max_tokens': 64" in shown and "'region': 'us-east-1'" in shown
+    assert "proxy.example/v1" in shown
+
+
+def test_repr_without_secrets_reads_like_a_dataclass_repr() -> None:
+    model = one_provider(api_key_env="TEAM_B_OPENAI_KEY", options={"timeout": 30}).get("m")
+
+    assert repr(model) == (
+        "ModelConfig(name='m', provider=ProviderConfig(name='p', type='openai', api_key_env='TEAM_B_OPENAI_KEY',"
+        " api_base=None, options={'timeout': 30}), max_tokens=None, params={})"
+    )
