@@ -31,7 +31,7 @@ from resilient.errors import (
     should_retry,
 )
 from resilient.keys import read_dotenv
-from resilient.request_ids import current_request_id
+from resilient.request_ids import check_request_id, current_request_id
 from resilient.secrets import redact
 
 __all__ = [
@@ -122,7 +122,7 @@ def send(
 ) -> requests.Response:
     """Send one request; return the response if it is a success, raise the taxonomy otherwise."""
     all_headers = dict(headers or {})
-    rid = request_id or current_request_id()
+    rid = check_request_id(request_id) if request_id is not None else current_request_id()
     if rid:
         all_headers.setdefault("X-Request-ID", rid)
     try:

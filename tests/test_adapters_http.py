@@ -139,3 +139,10 @@ def test_x_should_retry_on_an_adapters_error_overrules_the_status(status: int, h
     with pytest.raises(type(error)):
         call()
     assert len(calls) == (3 if retried else 1)
+
+
+@pytest.mark.parametrize("request_id", ["a\r\nX-Injected: 1", "", 42])
+def test_an_explicit_request_id_that_cannot_be_a_header_is_refused_before_sending(request_id: object) -> None:
+    # Port 9 (discard) is never contacted: the id is checked first.
+    with pytest.raises(ValueError, match="request_id"):
+        _http.send("GET", "http://127.0.0.1:9/x", provider="p", request_id=request_id)  # type: ignore[arg-type]
