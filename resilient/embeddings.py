@@ -15,13 +15,21 @@ Which model is loaded, first found wins:
 4. the hub name ``sentence-transformers/all-MiniLM-L6-v2``.
 
 A model that cannot be loaded raises :class:`EmbeddingModelError` saying which
-of these were tried and why each failed.
+of these were tried and why each failed. The first two are explicit choices: when
+the one given cannot be loaded (a typo, a missing folder) the error names it and
+no other model is tried, since a process silently running another model would
+mix its vectors with those of the processes that loaded the right one.
+
+A call takes a list (or other sequence) of str; a bare str, or an item that is
+not a str, is a ``TypeError`` for that caller alone, raised before its texts join
+a batch (a str would otherwise be encoded character by character).
 
 Concurrent callers are encoded together: while one batch is on the model,
 newly arriving texts queue up, and the next caller to find the model free
 encodes everything queued in one batch (flat combining). Under load this turns
 many small encodes into a few larger ones, which the model runs far more
-cheaply per text.
+cheaply per text. Should a batch fail anyway, each caller's texts are encoded
+again on their own, so each caller gets its own outcome, never another's error.
 
 The encoding itself skips ``SentenceTransformer.encode`` when the model is
 the usual shape (a BERT encoder, mean pooling, optional normalisation, no
@@ -145,8 +153,8 @@ class SentenceTransformerEmbedder:
     # ----------------------------------------------------------------- encoding
 
     def __call__(self, texts: list[str]) -> np.ndarray:
+        request = _Encoding(_texts(texts))  # checked before it joins a batch: a bad input fails its caller only
         self.load()
-        request = _Encoding(list(texts))
         with self._queue_lock:
             self._pending.append(request)
             while request.result is None and request.error is None:
@@ -170,8 +178,18 @@ class SentenceTransformerEmbedder:
         try:
             vectors = self._encode(texts)
         except BaseException as exc:  # every waiter learns what happened
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        if failed is not None:
+            if len(batch) > 1 and isinstance(failed, Exception):
+                # Inputs are checked before batching, but a failure may still come from one caller's
+                # texts: each caller is then encoded alone and gets its own outcome, not another's error.
+                for request in batch:
+                    self._encode_batch([request])
+                return
             for request in batch:
-                request.error = exc
+                request.error = failed
             return
         start = 0
         for request in batch:
@@ -378,6 +396,22 @@ class _FastEncoder:
         return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
+def _texts(texts: Any) -> list[str]:
+    """``texts`` as a list of str, or a ``TypeError`` saying what is wrong with it."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"an embedder takes a list of str, got a single {type(texts).__name__} "
+            "(it would be encoded character by character): pass [text]"
+        )
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"an embedder takes a list of str, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"an embedder takes a list of str; item {i} is {type(text).__name__}")
+    return texts
+
+
 class _Encoding:
     """One caller's texts waiting in the shared queue, and what came back for them."""
 
@@ -433,6 +467,8 @@ def _load_model(requested: str | None, device: str) -> tuple[Any, str]:
             return SentenceTransformer(ref, device=device, local_files_only=os.path.isdir(ref)), ref
         except Exception as exc:  # noqa: BLE001 - reported below, with every other attempt
             tried.append(f"{description} ({ref}): {type(exc).__name__}: {str(exc)[:200]}")
-        if description == "embedder= argument":
-            break  # an explicit choice is not silently replaced by another model
+        if description in ("embedder= argument", f"${ENV_VAR}"):
+            # An explicit choice (the argument or the variable) is not silently replaced by another
+            # model: a worker whose vectors came from another model would share answers that do not match.
+            break
     raise EmbeddingModelError("could not load an embedding model; tried:\n  " + "\n  ".join(tried))

@@ -69,12 +69,12 @@ import cachetools
 import numpy as np
 
 from . import clock as _clock
-from .embeddings import default_embedder, normalise_rows
+from .embeddings import SentenceTransformerEmbedder, default_embedder
 from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
 from .near_miss import NearMissGuard
 from .policy import Policy, optional, positive_float, positive_int
 from .stores import RecordLog, RedisStore, StoreUnavailable
-from .vector_index import VectorIndex
+from .vector_index import UNIT_TOLERANCE, VectorIndex
 
 __all__ = ["semantic_cache", "SemanticCache", "SemanticCachePolicy", "default_text", "DEFAULT_THRESHOLD"]
 
@@ -411,7 +411,11 @@ class SemanticCache(Layer):
     are not JSON stay local. ``max_size`` bounds each process's copy and, as the
     log is trimmed to the writer's ``max_size`` newest entries on every write,
     Redis too. Caches sharing a store must use the same embedder (entries of
-    another vector size are dropped, with a warning). When Redis is down or
+    another vector size are dropped, with a warning). A record in Redis that is
+    not a valid entry (not a hash, a field name or text that is not UTF-8, a
+    result that is not JSON, a vector that is not finite and of unit length, ...)
+    is skipped, counted in ``store_rejected`` and logged; the rest of the pull is
+    kept and the call goes on. When Redis is down or
     slow the cache works on as a local one, logs one warning per outage,
     counts ``store_errors`` and tries the store again after its
     ``retry_interval``; answers stored meanwhile stay local.
@@ -510,8 +514,9 @@ class SemanticCache(Layer):
             return entry
 
     def embed(self, text: str) -> np.ndarray:
-        vectors = self.embedder([text])
-        return normalise_rows(vectors)[0] if vectors.dtype != np.float32 or vectors.ndim != 2 else vectors[0]
+        """``text``'s vector, checked: one finite row of unit length (see :func:`_checked_rows`)."""
+        embedder = self.embedder
+        return _checked_rows(embedder([text]), 1, embedder)[0]
 
     def lookup_semantic(self, part: str, text: str, vector: np.ndarray) -> _Entry | None:
         """The best entry of ``part`` for ``vector`` if it is a hit (threshold and guard)."""
@@ -661,7 +666,7 @@ class SemanticCache(Layer):
             now = self._now()
             added = rejected = 0
             for record in records:
-                entry = _decode_record(record.fields)
+                entry = None if record.error is not None else _decode_record(record.fields)
                 if entry is None or not self._fits(entry[0], entry[4]):
                     rejected += 1
                     continue
@@ -672,6 +677,9 @@ class SemanticCache(Layer):
             with self._lock:
                 self._store_pulled += added
                 self._store_rejected += rejected
+            if rejected:
+                logger.warning("semantic cache %s: rejected %d shared records that are not valid entries "
+                               "(counted in store_rejected)", self.name, rejected)
             return added, more
         finally:
             self._pulling.release()
@@ -1106,7 +1114,7 @@ def _decode_record(fields: dict[str, bytes]) -> tuple[str, str, str, Any, np.nda
         stream = fields["s"] == b"1"
         value = json.loads(fields["r"])
         raw = fields["x"]
-    except (KeyError, ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+    except (KeyError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     if stream:
         if not isinstance(value, list):
@@ -1117,9 +1125,55 @@ def _decode_record(fields: dict[str, bytes]) -> tuple[str, str, str, Any, np.nda
         if len(raw) % 4:
             return None
         vector = np.frombuffer(raw, dtype=np.float32).copy()
-        if not np.isfinite(vector).all():
+        if not np.isfinite(vector).all() or abs(float(np.linalg.norm(vector)) - 1.0) > UNIT_TOLERANCE:
             return None
     return part, norm, text, value, vector, stream
+
+
+def _checked_rows(vectors: Any, count: int, embedder: Any) -> np.ndarray:
+    """An embedder's answer for ``count`` texts as float32 rows, or an error saying what is wrong with it.
+
+    The rows must be finite and L2-normalised: a NaN row would make every
+    later lookup of its partition a miss (and spread to every row when the
+    partition's search is pruned), a longer row would win every comparison.
+    They are not normalised here: an embedder returning other lengths is
+    more likely wrong than merely unnormalised (a zero row for a text without
+    words cannot be normalised at all), and that is for its author to see.
+    Length 1 within :data:`~resilient.vector_index.UNIT_TOLERANCE` passes
+    (float32 rounding is far smaller); otherwise ``ValueError`` names the
+    embedder and which text's row it is.
+    """
+    name = _embedder_name(embedder)
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"embedder {name} returned {type(vectors).__name__}, not an (n, d) array of numbers") from exc
+    if matrix.ndim == 1 and count == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
+        raise ValueError(f"embedder {name} returned an array of shape {matrix.shape} for {count} text(s); "
+                         f"expected ({count}, d)")
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"embedder {name} returned a vector with NaN or infinite coordinates for text {i} "
+                         f"(of {count}); rows must be finite and L2-normalised")
+    norms = np.linalg.norm(matrix, axis=1)
+    off = np.abs(norms - 1.0) > UNIT_TOLERANCE
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        raise ValueError(f"embedder {name} returned a vector of length {norms[i]:.6g} for text {i} (of {count}); "
+                         f"rows must be L2-normalised (length 1 within {UNIT_TOLERANCE})")
+    return np.ascontiguousarray(matrix)
+
+
+def _embedder_name(embedder: Any) -> str:
+    """How an error names an embedder: never its repr, which for a partial or an object may show a key."""
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        return repr(embedder)  # the model's name or path
+    qualname = getattr(embedder, "__qualname__", None) or type(embedder).__qualname__
+    module = getattr(embedder, "__module__", None) or type(embedder).__module__
+    return f"{module}.{qualname}"
 
 
 def semantic_cache(
@@ -1142,7 +1196,10 @@ def semantic_cache(
 
     Use bare (``@semantic_cache``) or configured (``@semantic_cache(threshold=0.9)``).
     ``embedder`` is a model name or path for the default sentence-transformers
-    embedder, or any callable ``list[str] -> (n, d)`` array of L2-normalised rows.
+    embedder, or any callable ``list[str] -> (n, d)`` array of L2-normalised rows
+    (a row with NaN or infinity, or of a length other than 1 within
+    ``vector_index.UNIT_TOLERANCE``, is a ``ValueError`` naming the embedder and
+    the text's index; it is never normalised silently, nor stored).
     ``store`` (a ``redis://`` URL, a ``redis.Redis`` client or a
     :class:`~resilient.stores.RedisStore`) shares the answers with every cache
     of the same ``name`` on the same store; see :class:`SemanticCache`. By

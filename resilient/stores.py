@@ -155,11 +155,17 @@ class RedisStore:
 
 @dataclass(frozen=True)
 class Record:
-    """One record read from a :class:`RecordLog`: its sequence number, time left (None: no expiry), fields."""
+    """One record read from a :class:`RecordLog`: its sequence number, time left (None: no expiry), fields.
+
+    ``error`` is set (and ``fields`` empty) for a record that is not one at all (a key of another type
+    where a record should be, a field name that is not UTF-8): the reader reports it rather than
+    dropping it silently, and the consumer counts it as rejected.
+    """
 
     seq: int
     ttl: float | None
     fields: dict[str, bytes]
+    error: str | None = None
 
 
 # Lua: Redis runs a script alone, so each is one atomic round trip. Record keys
@@ -167,45 +173,73 @@ class Record:
 # Cluster prefix with a hash tag, "{app}") is assumed.
 
 _APPEND = """
--- KEYS: index, sequence, generation, record. ARGV: ttl ms (0: none), keep, fresh generation, field, value, ...
-if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], ARGV[3]) end
+-- KEYS: index, sequence, generation, record.
+-- ARGV: ttl ms (0: none), keep, fresh generation, the highest sequence number the caller has seen and
+-- in which generation, field, value, ...
+if redis.replicate_commands then redis.replicate_commands() end  -- Redis < 5: TIME before writes
+local gen = redis.call('GET', KEYS[3])
+if not gen then
+  gen = ARGV[3]
+  redis.call('SET', KEYS[3], gen)
+end
 local seq = redis.call('INCR', KEYS[2])
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if seq < floor then
+  seq = floor
+  redis.call('SET', KEYS[2], string.format('%.0f', seq))
+end
+if gen == ARGV[5] and seq <= tonumber(ARGV[4]) then
+  -- the caller has seen this number in this generation: the log went back (restored from an older snapshot)
+  gen = ARGV[3]
+  redis.call('SET', KEYS[3], gen)
+end
 redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 4))
+redis.call('HSET', KEYS[4], unpack(ARGV, 6))
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
-redis.call('ZADD', KEYS[1], seq, KEYS[4])
+redis.call('ZADD', KEYS[1], string.format('%.0f', seq), KEYS[4])
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
 if extra > 0 then
   for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, extra - 1)) do redis.call('DEL', key) end
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1)
 end
-return seq
+return {seq, gen}
 """
 
 _READ = """
--- KEYS: index, generation. ARGV: after seq, count, reader's generation, fresh generation.
+-- KEYS: index, generation, sequence. ARGV: after seq, count, reader's generation, fresh generation.
 local gen = redis.call('GET', KEYS[2])
 if not gen then
   gen = ARGV[4]
   redis.call('SET', KEYS[2], gen)
 end
 local after = ARGV[1]
-if gen ~= ARGV[3] then after = '0' end
+if gen ~= ARGV[3] then
+  after = '0'
+elseif tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(after) then
+  -- the sequence is behind this reader's cursor: the log went back (restored from an older snapshot)
+  gen = ARGV[4]
+  redis.call('SET', KEYS[2], gen)
+  after = '0'
+end
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. after, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local last = after
 local rows = {}
+local odd = {}
 for i = 1, #members, 2 do
   last = members[i + 1]
-  local ttl = redis.call('PTTL', members[i])
-  if ttl ~= -2 then
+  local kind = redis.call('TYPE', members[i])['ok']
+  if kind == 'hash' then
     local row = redis.call('HGETALL', members[i])
-    table.insert(row, 1, ttl)
+    table.insert(row, 1, redis.call('PTTL', members[i]))
     table.insert(row, 1, last)
     rows[#rows + 1] = row
+  elseif kind ~= 'none' then  -- 'none': expired, nothing to report
+    odd[#odd + 1] = {last, kind}
   end
 end
-return {gen, last, #members / 2, rows}
+return {gen, last, #members / 2, rows, odd}
 """
 
 _CLEAR = """
@@ -232,7 +266,24 @@ class RecordLog:
     own :meth:`append` wrote are not handed back to it. A *generation* token
     changes when the log is cleared (or when Redis lost the log, e.g. restarted
     empty): a reader that sees a new generation is told to reset (drop what it
-    pulled) and reads again from the start.
+    pulled) and reads again from the start. A key in the index that is not a
+    record (not a hash) or a record whose field names are not UTF-8 comes back
+    as a :class:`Record` with ``error`` set, and the rest of the read is kept.
+
+    **A log that went back.** Redis restarted from an older snapshot (or a
+    failover to a lagging replica) keeps the generation but rolls the sequence
+    back, so new records would get numbers readers have already passed and
+    never be pulled. Three checks, all in the scripts, guard against that:
+
+    * sequence numbers are at least Redis's clock in milliseconds
+      (``max(previous + 1, TIME)``), so a record written after a restart gets a
+      number above any issued before the crash, unless more than one append per
+      millisecond had pushed the numbers ahead of the clock by more than the
+      restart took;
+    * a read whose cursor is above the log's sequence starts a new generation
+      (every reader resets and pulls again from the start);
+    * an append whose number is one its writer has already seen (read or
+      written) in the current generation starts a new generation too.
     """
 
     def __init__(self, store: RedisStore, name: str) -> None:
@@ -247,41 +298,53 @@ class RecordLog:
         self.cursor = 0
         self.generation: bytes | None = None
         self._own: set[int] = set()
+        self._seen: tuple[bytes, int] = (b"", 0)  # the highest sequence number read or written, in which generation
 
     def append(self, record_id: str, fields: dict[str, str | bytes], ttl: float | None, keep: int) -> int:
         """Write (or replace) a record expiring after ``ttl`` seconds, trim the log to ``keep``; its sequence number."""
         ttl_ms = 0 if ttl is None else max(1, math.ceil(ttl * 1000))
-        args: list[Any] = [ttl_ms, max(1, int(keep)), _token()]
+        with self._lock:
+            seen_generation, seen = self._seen
+        args: list[Any] = [ttl_ms, max(1, int(keep)), _token(), seen, seen_generation]
         for field, value in fields.items():
             args += (field, value)
         keys = [self._index, self._sequence, self._generation_key, self._record_prefix + record_id]
-        seq = int(self.store.run(lambda client: self._append(keys=keys, args=args, client=client)))
+        seq, generation = self.store.run(lambda client: self._append(keys=keys, args=args, client=client))
+        seq = int(seq)
         with self._lock:
             self._own.add(seq)
+            self._saw(generation, seq)
         return seq
 
+    def _saw(self, generation: bytes, seq: int) -> None:
+        """Note ``seq`` as read or written in ``generation`` (under the lock)."""
+        seen_generation, seen = self._seen
+        self._seen = (generation, max(seen, seq) if generation == seen_generation else seq)
+
     def read(self, count: int) -> tuple[bool, list[Record], bool]:
-        """(reset, new records in order, more waiting): one round trip for at most ``count`` records."""
+        """(reset, new records in order, more waiting): one round trip for at most ``count`` records.
+
+        A record that is not a valid one comes back with ``error`` set (see :class:`Record`).
+        """
         with self._lock:
             after, mine = self.cursor, self.generation
         args: list[Any] = [after, count, mine or b"", _token()]
-        gen, last, scanned, rows = self.store.run(
-            lambda client: self._read(keys=[self._index, self._generation_key], args=args, client=client)
+        gen, last, scanned, rows, odd = self.store.run(
+            lambda client: self._read(keys=[self._index, self._generation_key, self._sequence], args=args,
+                                      client=client)
         )
+        found = [_record(row) for row in rows]
+        found += [Record(int(seq), None, {}, f"not a record: a Redis {kind.decode(errors='replace')}, not a hash")
+                  for seq, kind in odd]
+        found.sort(key=lambda record: record.seq)
         with self._lock:
             reset = mine is not None and gen != mine
             if reset:  # the reader drops what it holds, its own records included: hand them back
                 self._own.clear()
             self.generation = gen
             self.cursor = int(last)
-            records = []
-            for row in rows:
-                seq = int(row[0])
-                if seq in self._own:
-                    continue
-                ttl_ms = int(row[1])
-                fields = {row[i].decode(): row[i + 1] for i in range(2, len(row) - 1, 2)}
-                records.append(Record(seq, None if ttl_ms < 0 else ttl_ms / 1000, fields))
+            self._saw(gen, self.cursor)
+            records = [record for record in found if record.seq not in self._own]
             self._own = {s for s in self._own if s > self.cursor}
         return reset, records, int(scanned) >= count
 
@@ -298,6 +361,17 @@ class RecordLog:
 
     def __repr__(self) -> str:
         return f"RecordLog({self.name!r}, {self.store!r}, cursor={self.cursor})"
+
+
+def _record(row: list[Any]) -> Record:
+    """A :class:`Record` from a row of the read script: sequence number, PTTL in ms, field, value, ..."""
+    seq, ttl_ms = int(row[0]), int(row[1])
+    ttl = None if ttl_ms < 0 else ttl_ms / 1000
+    try:
+        fields = {row[i].decode(): row[i + 1] for i in range(2, len(row) - 1, 2)}
+    except UnicodeDecodeError:
+        return Record(seq, ttl, {}, "a field name is not UTF-8")
+    return Record(seq, ttl, fields)
 
 
 def _token() -> str:

@@ -49,13 +49,17 @@ from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-__all__ = ["FIT_SAMPLE", "HEAD_ENERGY", "PRUNE_FROM", "Placed", "VectorIndex"]
+__all__ = ["FIT_SAMPLE", "HEAD_ENERGY", "PRUNE_FROM", "UNIT_TOLERANCE", "Placed", "VectorIndex"]
 
 PRUNE_FROM = 16_384
 """Rows at which a partition fits its axes and starts scanning only the head."""
 
 FIT_SAMPLE = 4_096
 """At most this many rows (evenly spaced) estimate the principal axes."""
+
+UNIT_TOLERANCE = 1e-3
+"""How far from 1 a vector's length may be. ``add`` refuses others (and any NaN or infinity): one such
+row would win or lose every comparison, and at the fit NaN would spread to every row."""
 
 HEAD_ENERGY = 2 / 3
 """Share of the rows' energy (sum of squared coordinates) the head's axes hold."""
@@ -105,10 +109,18 @@ class VectorIndex(Generic[T]):
         return self._axes is not None
 
     def add(self, item: T, vector: np.ndarray) -> None:
+        """Add ``item`` with ``vector``: finite, of this index's dimension and unit length (``ValueError`` otherwise)."""
+        vector = np.asarray(vector, dtype=np.float32)
+        if vector.shape != (self.dim,):
+            raise ValueError(f"a vector of shape {vector.shape} cannot join an index of {self.dim}-d vectors")
+        if not np.isfinite(vector).all():
+            raise ValueError("a vector with NaN or infinite coordinates cannot be indexed")
+        norm = float(np.linalg.norm(vector))
+        if abs(norm - 1.0) > UNIT_TOLERANCE:
+            raise ValueError(f"indexed vectors must have unit length (within {UNIT_TOLERANCE}); this one has {norm:.6g}")
         if self.count == len(self._matrix):
             self._grow()
         row = self.count
-        vector = np.asarray(vector, dtype=np.float32)
         rotated = vector if self._axes is None else _matvec(self._axes.T, vector)
         self._store_row(row, rotated)
         item.row = row

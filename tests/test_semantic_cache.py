@@ -10,6 +10,7 @@ vectors mean and must stay fast.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 
 import numpy as np
@@ -170,6 +171,39 @@ def test_api_key_is_neither_in_the_key_nor_stored_nor_shown(tmp_path):
     cache.save(path)
     blob = path.read_bytes() + repr(cache).encode() + repr(cache.stats()).encode() + repr(describe(ask)).encode()
     assert b"SECRET" not in blob and b"OTHER" not in blob
+
+
+# --------------------------------------------------------------------------- the embedder's rows
+
+
+def bad_rows(texts, *, api_key, words=WordsEmbedder()):
+    """Bag-of-words rows, except: "??" -> NaN (a naive 0/0 normaliser), "twice" -> length 2, "nothing" -> zero."""
+    rows = words(texts).astype(np.float64)  # float64 unit rows are fine: they are taken as float32
+    for i, text in enumerate(texts):
+        if text == "??":
+            rows[i] = np.nan
+        elif text.startswith("twice"):
+            rows[i] *= 2
+        elif text == "nothing":
+            rows[i] = 0
+    return rows
+
+
+@pytest.mark.parametrize("text, message", [
+    ("??", r"NaN or infinite coordinates for text 0 \(of 1\)"),
+    ("twice as long", r"length 2 for text 0 .*L2-normalised"),
+    ("nothing", r"length 0 for text 0"),
+])
+def test_a_row_that_is_not_finite_and_unit_length_is_a_clear_error_and_never_stored(text, message):
+    embedder = functools.partial(bad_rows, api_key="sk-SECRET-1234")
+    ask, calls = counting(SemanticCache(embedder=embedder, guard=False, threshold=0.8))
+    ask("how do I reset my password please")
+    with pytest.raises(ValueError, match=message) as info:
+        ask(text)
+    assert "functools.partial" in str(info.value) and "SECRET" not in str(info.value)  # which embedder, no key
+    calls.clear()
+    assert ask("please how do I reset my password")["text"] == "answer to how do I reset my password please"
+    assert calls == []  # the partition still answers: nothing non-finite or overlong got into it
 
 
 # --------------------------------------------------------------------------- exact path

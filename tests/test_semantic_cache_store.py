@@ -33,6 +33,7 @@ from resilient.clock import FakeClock
 from resilient.semantic_cache import SemanticCache, semantic_cache
 from resilient.stores import RedisStore, StoreUnavailable
 from semantic_helpers import WordsEmbedder, counting
+from waiting import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parent.parent
@@ -385,10 +386,118 @@ def test_a_record_that_is_not_a_valid_entry_is_rejected_never_unpickled(prefix):
     good = {"v": "2", "p": "", "n": "q", "t": "q", "s": "0", "r": "{}", "x": b""}
     # "v": "1" is the former format, whose keys did not keep streams apart from plain calls
     for bad in ({"r": pickle.dumps(Boom())}, {"x": b"\x00" * 5}, {"x": np.array([np.nan], np.float32).tobytes()},
-                {"v": "1"}, {"s": "1", "r": '"not a list"'}):
+                {"v": "1"}, {"s": "1", "r": '"not a list"'},
+                {"x": np.full(64, 1.0, np.float32).tobytes()},  # finite, right size, but of length 8: wins every match
+                {"r": "[" * 100_000 + "]" * 100_000}):  # JSON too deep for the parser (RecursionError)
         writer.append(uuid.uuid4().hex, {**good, "n": uuid.uuid4().hex, **bad}, 60, 100)
     assert b.sync() == 1
-    assert b.stats()["store_rejected"] == 5
+    assert b.stats()["store_rejected"] == 7
+
+
+def test_a_record_with_a_field_name_that_is_not_utf8_is_rejected_and_the_rest_of_the_pull_kept(prefix, client):
+    a, b = pair(prefix)
+    ask_a, _ = counting(a)
+    ask_b, calls_b = counting(b)
+    for question in ("Who wrote Hamlet?", "Who painted the Mona Lisa?", "Who discovered penicillin?"):
+        ask_a(question)
+    (record,) = [k for k in client.scan_iter(match=f"{prefix}:*:record:*") if client.hget(k, "t") == b"Who painted the Mona Lisa?"]
+    client.hset(record, b"\xff\xfe", b"x")  # another version, a bug, a person with redis-cli
+    assert ask_b("Something else entirely")["text"] == "answer to Something else entirely"  # the user's call works
+    assert (b.stats()["store_pulled"], b.stats()["store_rejected"]) == (2, 1)
+    assert ask_b("Who wrote Hamlet?")["text"] == "answer to Who wrote Hamlet?"  # pulled in the same batch: kept
+    assert ask_b("Who discovered penicillin?")["text"] == "answer to Who discovered penicillin?"
+    assert calls_b == ["Something else entirely"]
+
+
+def test_a_key_that_is_not_a_record_is_rejected_and_sharing_goes_on(prefix, client, caplog):
+    a, b = pair(prefix)
+    ask_a, _ = counting(a)
+    ask_b, calls_b = counting(b)
+    ask_a("Who wrote Hamlet?")
+    (record,) = [k for k in client.scan_iter(match=f"{prefix}:*:record:*")]
+    client.delete(record)
+    client.set(record, b"not a hash")  # a stray string where a record should be: WRONGTYPE for HGETALL
+    ask_a("Who painted the Mona Lisa?")
+    with caplog.at_level(logging.WARNING):
+        assert ask_b("Who painted the Mona Lisa?")["text"] == "answer to Who painted the Mona Lisa?"
+        ask_a("Who discovered penicillin?")
+        assert ask_b("Who discovered penicillin?")["text"] == "answer to Who discovered penicillin?"  # pulls go on
+    assert calls_b == []
+    stats = b.stats()
+    assert (stats["store_pulled"], stats["store_rejected"], stats["store_errors"]) == (2, 1, 0)
+    assert "unreachable" not in caplog.text and "rejected 1 shared records" in caplog.text
+
+
+# --------------------------------------------------------------------------- a log restored from an older snapshot
+
+
+def snapshot(client, prefix):
+    """What a Redis snapshot (RDB) would hold of this test's keys now."""
+    return {k: client.dump(k) for k in client.scan_iter(match=f"{prefix}:*")}
+
+
+def restore(client, prefix, saved):
+    """Redis restarted from ``saved``: whatever was written after it is lost, generation key included as it was."""
+    for k in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(k)
+    for k, blob in saved.items():
+        client.restore(k, 0, blob)
+
+
+def fields(records):
+    return [r.fields["i"].decode() for r in records]
+
+
+def rolled_back_log(prefix, client, first_seq=None):
+    """A writer and two readers that read six records, the log then restored to when it held three."""
+    store = RedisStore(REDIS_URL, prefix=prefix)
+    if first_seq is not None:
+        client.set(f"{prefix}:L:seq", first_seq)
+    writer, reader, other = store.log("L"), store.log("L"), store.log("L")
+    for i in range(3):
+        writer.append(f"r{i}", {"i": f"r{i}"}, ttl=None, keep=100)
+    saved = snapshot(client, prefix)
+    for i in range(3, 6):
+        writer.append(f"r{i}", {"i": f"r{i}"}, ttl=None, keep=100)
+    for log in (reader, other):
+        reset, records, _ = log.read(100)
+        assert not reset and fields(records) == [f"r{i}" for i in range(6)]
+    restore(client, prefix, saved)
+    return writer, reader, other
+
+
+def test_a_reader_ahead_of_a_log_gone_back_starts_a_new_generation(prefix, client):
+    writer, reader, other = rolled_back_log(prefix, client)
+    reset, records, _ = reader.read(100)
+    assert reset and fields(records) == ["r0", "r1", "r2"]  # starts over from what the log holds
+    writer.append("new", {"i": "new"}, ttl=None, keep=100)
+    assert fields(reader.read(100)[1]) == ["new"]
+    reset, records, _ = other.read(100)  # every other reader starts over too: the generation changed
+    assert reset and fields(records) == ["r0", "r1", "r2", "new"]
+
+
+def test_records_written_after_a_rollback_by_a_process_that_had_seen_more_are_pulled(prefix, client):
+    # Numbers far ahead of Redis's clock, so only the writer's own knowledge can tell the log went back.
+    writer, reader, _ = rolled_back_log(prefix, client, first_seq=10**13)
+    writer.append("new0", {"i": "new0"}, ttl=None, keep=100)  # a number the writer has seen: new generation
+    generation = client.get(f"{prefix}:L:generation")
+    for i in range(1, 4):
+        writer.append(f"new{i}", {"i": f"new{i}"}, ttl=None, keep=100)
+    assert client.get(f"{prefix}:L:generation") == generation  # one new generation, not one per append
+    reset, records, _ = reader.read(100)
+    assert reset and fields(records) == ["r0", "r1", "r2", "new0", "new1", "new2", "new3"]
+
+
+def test_records_written_after_a_rollback_by_a_fresh_process_get_numbers_above_the_old_ones(prefix, client):
+    writer, reader, _ = rolled_back_log(prefix, client)
+    # Sequence numbers are at least Redis's clock in ms: once it has passed the last number handed out
+    # (a restart takes far longer than the millisecond this may wait), new numbers are above it.
+    wait_until(lambda: int(client.time()[0]) * 1000 + int(client.time()[1]) // 1000 > reader.cursor)
+    fresh = RedisStore(REDIS_URL, prefix=prefix).log("L")  # a process started after the restart: knows nothing
+    for i in range(4):
+        fresh.append(f"new{i}", {"i": f"new{i}"}, ttl=None, keep=100)
+    reset, records, _ = reader.read(100)
+    assert not reset and fields(records) == ["new0", "new1", "new2", "new3"]
 
 
 def test_entries_of_another_vector_size_are_dropped_with_a_warning(prefix, caplog):

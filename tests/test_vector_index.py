@@ -125,3 +125,31 @@ def test_a_row_added_after_the_fit_is_found_even_if_unlike_the_fitted_rows():
     found = index.best(odd, 0.9)
     assert found is not None and found[1].name == 999
     assert found[0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full(64, np.nan), "NaN or infinite"),
+    (np.r_[np.inf, np.zeros(63)], "NaN or infinite"),
+    (np.zeros(64), "unit length"),
+    (np.r_[10.0, np.zeros(63)], "unit length"),
+    (np.r_[1.0, np.zeros(31)], "cannot join an index of 64-d"),
+])
+def test_add_refuses_a_vector_that_is_not_finite_unit_and_of_its_dimension(bad, message):
+    """One NaN row would make every search of the index a miss and, at the fit, spread to every row."""
+    rng = np.random.default_rng(9)
+    rows = unit_rows(rng, 300)
+    index: VectorIndex[Item] = VectorIndex(64, prune_from=256)
+    for i, row in enumerate(rows[:200]):
+        index.add(Item(i), row)
+    refused = Item(-1)
+    with pytest.raises(ValueError, match=message):
+        index.add(refused, bad.astype(np.float32))
+    assert refused.row == -1 and index.count == 200 and len(index.items) == 200
+    for i, row in enumerate(rows[200:], start=200):  # on through the fit
+        index.add(Item(i), row)
+    assert index.pruning and np.isfinite(index._matrix[: index.count]).all()
+    vectors = dict(enumerate(rows))
+    for q in queries(rng, rows, 20):
+        assert_same(index, vectors, q, 0.8)
+    found = index.best(rows[3], 0.999)
+    assert found is not None and found[1].name == 3
