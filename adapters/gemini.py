@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from resilient.errors import ProviderError, RateLimitError, error_for_status
+from resilient.errors import InvalidRequestError, ProviderError, RateLimitError, error_for_status
 
 from . import _http, translate
 from . import client as _client
@@ -269,6 +269,11 @@ def _post(
         if exc.retry_after is None:
             exc.retry_after = translate.gemini_retry_delay(exc.body)
         raise
+    except InvalidRequestError as exc:
+        error = translate.gemini_key_rejected(exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:

@@ -53,7 +53,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from resilient.errors import InvalidRequestError, ProviderError, error_for_status
+from resilient.errors import AuthenticationError, InvalidRequestError, ProviderError, error_for_status
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -634,7 +634,27 @@ def gemini_error(
     if retry_after is None:
         retry_after = gemini_retry_delay(body)
     text = f"{kind}: {message}" if kind else str(message)
-    return error_for_status(code, text, provider="gemini", request_id=request_id, retry_after=retry_after, body=body)
+    return gemini_key_rejected(
+        error_for_status(code, text, provider="gemini", request_id=request_id, retry_after=retry_after, body=body)
+    )
+
+
+def gemini_key_rejected(error: ProviderError) -> ProviderError:
+    """``error`` as an :class:`AuthenticationError` when Google says the API key is not valid.
+
+    Google answers a wrong key with 400 ``INVALID_ARGUMENT`` and an
+    ``ErrorInfo`` detail of reason ``API_KEY_INVALID``: by its status a
+    request error, by its meaning a credential one (a key pool disables the
+    key, nothing retries it). Any other error comes back as it is.
+    """
+    body = error.body[0] if isinstance(error.body, list) and error.body else error.body
+    details = (body.get("error") or {}).get("details") if isinstance(body, Mapping) else None
+    reasons = {d.get("reason") for d in details if isinstance(d, Mapping)} if isinstance(details, list) else set()
+    if "API_KEY_INVALID" not in reasons or isinstance(error, AuthenticationError):
+        return error
+    return AuthenticationError(
+        error.message, status=error.status, provider=error.provider, request_id=error.request_id, body=error.body
+    )
 
 
 def gemini_retry_delay(body: Any) -> float | None:

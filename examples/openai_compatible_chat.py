@@ -40,7 +40,7 @@ def server(base_url: str | None) -> Iterator[str]:
         return
     from resilient.testing.emulator import Emulator
 
-    with Emulator() as emulator:
+    with Emulator(keyless={"openai"}) as emulator:  # a local server: its /v1 routes take no key
         yield emulator.url + "/v1"
 
 

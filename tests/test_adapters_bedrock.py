@@ -260,15 +260,17 @@ def test_http_errors_are_placed_by_their_bedrock_type(emulator, fault, error, ki
     assert SECRET not in str(caught.value)
 
 
-def test_throttling_carries_retry_after(emulator, fake_clock) -> None:
-    emulator.add_fault("rate_limit", rps=1, burst=1)
+@pytest.mark.parametrize(("forced", "hint"), [(None, None), (True, 1.0)])
+def test_429_is_a_rate_limit_with_a_gateways_retry_after_only(emulator, fake_clock, forced, hint) -> None:
+    # Bedrock itself sends no Retry-After (@backoff then waits its own delays); a gateway's in front is read.
+    emulator.add_fault("rate_limit", rps=1, burst=1, retry_after=forced)
     chat(emulator)
 
     with pytest.raises(RateLimitError) as caught:
         chat(emulator)
 
     assert caught.value.status == 429 and caught.value.message.startswith("ThrottlingException: ")
-    assert caught.value.retry_after == pytest.approx(1.0, abs=0.01)
+    assert caught.value.retry_after == (None if hint is None else pytest.approx(hint, abs=0.01))
 
 
 def test_an_extraneous_body_key_is_a_validation_error(emulator) -> None:

@@ -139,6 +139,7 @@ def _local_calls(url: str):
 
 
 def test_local_servers_get_a_keyless_client_with_the_same_stack_and_stats(emulator, no_local_keys) -> None:
+    emulator.keyless.add("openai")  # TGI's and vLLM's /v1 take no key; OpenAI's own would refuse these calls
     for client, call in _local_calls(emulator.url):
         result = call(client)
         stats = client.get_stats()
@@ -190,6 +191,7 @@ def test_a_keyless_client_reports_a_401_each_time_instead_of_disabling_the_serve
 def test_a_keyless_client_is_paced_by_the_servers_rate_limit(emulator, no_local_keys, fake_clock: FakeClock) -> None:
     from resilient.adapters import openai_compatible
 
+    emulator.keyless.add("openai")  # vLLM's /v1 takes no key; OpenAI's own would refuse these calls
     emulator.add_fault("rate_limit", rps=1, burst=1)
     client = openai_compatible.Client(base_url=emulator.url + "/v1")
     client.policy.backoff.update(jitter=None)

@@ -224,7 +224,8 @@ def test_a_rejected_key_is_an_authentication_error(emulator) -> None:
     with pytest.raises(AuthenticationError) as caught:
         ask(emulator)
 
-    assert caught.value.status == 401 and "UNAUTHENTICATED" in caught.value.message
+    # Google's answer to a wrong key: 400 INVALID_ARGUMENT, reason API_KEY_INVALID; by meaning a credential error.
+    assert caught.value.status == 400 and "API key not valid" in caught.value.message
     assert KEY not in str(caught.value)
 
 

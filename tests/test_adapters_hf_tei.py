@@ -34,7 +34,7 @@ def test_batch_embed_splits_into_requests_and_keeps_order(emulator) -> None:
 def test_batch_embed_retries_one_batch_with_a_decorated_embed(emulator, fake_clock) -> None:
     from resilient import backoff
 
-    emulator.add_fault("rate_limit", rps=1, burst=1)
+    emulator.add_fault("rate_limit", rps=1, burst=1, retry_after=True)  # as a gateway in front of TEI sends it
 
     got = hf_tei.batch_embed(["a", "b", "c"], batch_size=1, embed_with=backoff(hf_tei.embed), base_url=emulator.url)
 
@@ -86,14 +86,16 @@ def test_404(emulator) -> None:
         hf_tei.embed("x", base_url=emulator.url + "/nowhere")
 
 
-def test_429_with_retry_after(emulator, fake_clock) -> None:
-    emulator.add_fault("rate_limit", rps=1, burst=1)
+@pytest.mark.parametrize(("forced", "hint"), [(None, None), (True, 1.0)])
+def test_429_is_a_rate_limit_with_a_gateways_retry_after_only(emulator, fake_clock, forced, hint) -> None:
+    # TEI itself sends no Retry-After (@backoff then waits its own delays); a gateway's in front is read.
+    emulator.add_fault("rate_limit", rps=1, burst=1, retry_after=forced)
     hf_tei.embed("x", base_url=emulator.url)
 
     with pytest.raises(RateLimitError) as caught:
         hf_tei.rerank("q", ["a"], base_url=emulator.url)
 
-    assert caught.value.retry_after == pytest.approx(1.0, abs=0.01)
+    assert caught.value.retry_after == (None if hint is None else pytest.approx(hint, abs=0.01))
 
 
 def test_500(emulator) -> None:

@@ -26,20 +26,24 @@ WEATHER = {
 }
 
 
+KEY = "local-" + "key-0001"  # the emulator's /v1 is OpenAI's, which wants a key
+
+
 def ask(emulator, **kwargs):
-    return oc.chat(USER, model=MODEL, base_url=emulator.url + "/v1", **kwargs)
+    return oc.chat(USER, model=MODEL, base_url=emulator.url + "/v1", **{"api_key": KEY, **kwargs})
 
 
 def stream(emulator, **kwargs):
-    return list(oc.stream_chat(USER, model=MODEL, base_url=emulator.url + "/v1", **kwargs))
+    return list(oc.stream_chat(USER, model=MODEL, base_url=emulator.url + "/v1", **{"api_key": KEY, **kwargs}))
 
 
 def test_chat_without_a_key_matches_the_official_client(emulator, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_COMPATIBLE_API_KEY", raising=False)
     sdk = pytest.importorskip("openai").OpenAI(api_key="unused", base_url=emulator.url + "/v1", max_retries=0)
     expected = sdk.chat.completions.create(model=MODEL, messages=USER)
+    emulator.keyless.add("openai")  # a keyless local server, as vLLM without --api-key
 
-    got = ask(emulator)
+    got = ask(emulator, api_key=None)
 
     assert got["text"] == expected.choices[0].message.content
     assert got["usage"]["output_tokens"] == expected.usage.completion_tokens
@@ -52,7 +56,8 @@ def test_no_authorization_header_without_a_key(emulator, monkeypatch, tmp_path) 
     sent = []
     session.hooks["response"].append(lambda response, **_: sent.append(response.request.headers.get("Authorization")))
 
-    ask(emulator, session=session)
+    emulator.keyless.add("openai")  # a keyless local server, as vLLM without --api-key
+    ask(emulator, session=session, api_key=None)
     ask(emulator, session=session, api_key="local-secret")
 
     assert sent == [None, "Bearer local-secret"]
@@ -78,10 +83,10 @@ def test_stream_matches_the_whole_answer(emulator) -> None:
 
 
 def test_embeddings_and_models(emulator) -> None:
-    result = oc.embed(["a", "b"], model="text-embedding-3-small", base_url=emulator.url + "/v1")
+    result = oc.embed(["a", "b"], model="text-embedding-3-small", base_url=emulator.url + "/v1", api_key=KEY)
 
     assert len(result["embeddings"]) == 2
-    assert MODEL in oc.list_models(base_url=emulator.url + "/v1")
+    assert MODEL in oc.list_models(base_url=emulator.url + "/v1", api_key=KEY)
 
 
 def test_the_provider_name_is_the_callers(emulator) -> None:

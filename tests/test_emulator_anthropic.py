@@ -15,9 +15,12 @@ TOOL = {
 }
 
 
+KEY = "sk-ant-" + "test-0123456789abcdef"
+
+
 @pytest.fixture
 def client(emulator):
-    with anthropic.Anthropic(base_url=emulator.url, api_key="sk-ant-" + "test-0123456789abcdef", max_retries=0) as c:
+    with anthropic.Anthropic(base_url=emulator.url, api_key=KEY, max_retries=0) as c:
         yield c
 
 
@@ -46,7 +49,8 @@ def test_request_id_header(client):
 def test_stream_sends_every_event_in_order(emulator):
     # The SDK hides ping events, so the order is checked on the wire.
     body = {"model": "claude-test", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    raw = httpx.post(emulator.url + "/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}).text
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": KEY}
+    raw = httpx.post(emulator.url + "/v1/messages", json=body, headers=headers).text
     kinds = [line.removeprefix("event: ") for line in raw.splitlines() if line.startswith("event: ")]
     assert kinds == ["message_start", "content_block_start", "ping"] + ["content_block_delta"] * 4 + [
         "content_block_stop",
@@ -120,14 +124,66 @@ def test_error_event_mid_stream(client, emulator):
 
 
 def test_missing_version_header_is_invalid_request(emulator):
-    reply = httpx.post(emulator.url + "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": []})
+    body = {"model": "m", "max_tokens": 5, "messages": []}
+    reply = httpx.post(emulator.url + "/v1/messages", json=body, headers={"x-api-key": KEY})
     assert reply.status_code == 400
     assert reply.json() == {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "anthropic-version: header is required"},
+        "request_id": reply.headers["request-id"],
     }
 
 
 def test_count_tokens(client):
     counted = client.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": "a b c"}])
     assert counted.input_tokens == 3
+
+
+def test_a_request_without_a_key_gets_401_authentication_error(emulator):
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    reply = httpx.post(emulator.url + "/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"})
+    assert reply.status_code == 401
+    assert reply.json() == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "x-api-key header is required"},
+        "request_id": reply.headers["request-id"],
+    }
+
+
+def test_a_refused_key_is_invalid_x_api_key(client, emulator):
+    emulator.add_fault("bad_key", keys=[KEY])
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        ask(client)
+    assert caught.value.body["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
+
+
+def test_an_error_body_carries_the_request_id_of_its_header(client, emulator):
+    emulator.add_fault("outage", status=529)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        ask(client)
+    assert caught.value.body["request_id"] == caught.value.request_id == caught.value.response.headers["request-id"]
+    assert caught.value.request_id.startswith("req_")
+
+
+def test_models_list_is_anthropics_and_pages_by_after_id(client, emulator):
+    """GET /v1/models is also OpenAI's path: Anthropic's SDK must get Anthropic's page, not OpenAI's list."""
+    first = client.models.list(limit=2)
+    assert [m.type for m in first.data] == ["model", "model"] and first.has_more
+    assert (first.first_id, first.last_id) == (first.data[0].id, first.data[1].id)
+    assert first.data[0].display_name and first.data[0].created_at.year >= 2024
+    everything = [m.id for m in client.models.list(limit=2)]  # the SDK follows has_more / last_id
+    assert len(everything) == len(set(everything)) == 5 and everything[:2] == [m.id for m in first.data]
+    assert {r.provider for r in emulator.requests} == {"anthropic"}
+
+
+def test_models_retrieve_takes_an_alias_and_404s_an_unknown_model(client):
+    assert client.models.retrieve("claude-sonnet-4-5").id == "claude-sonnet-4-5-20250929"
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        client.models.retrieve("claude-typo")
+    assert caught.value.body["error"]["type"] == "not_found_error"
+
+
+def test_an_unknown_path_with_anthropic_headers_is_anthropics_404(emulator):
+    reply = httpx.post(emulator.url + "/v1/messages/batches", json={}, headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"})
+    assert reply.status_code == 404 and reply.json()["error"]["type"] == "not_found_error"
+    assert emulator.requests[-1].provider == "anthropic"

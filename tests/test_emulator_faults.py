@@ -19,7 +19,11 @@ def http():
         yield client
 
 
-def chat(http, emu, key="sk-" + "test-aaaaaaaaaaaaaaaa1111"):
+KEY = "sk-" + "test-aaaaaaaaaaaaaaaa1111"
+AUTH = {"authorization": "Bearer " + KEY}
+
+
+def chat(http, emu, key=KEY):
     return http.post(emu.url + "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
 
 
@@ -124,7 +128,7 @@ def test_malformed_invalid_json_and_wrong_shape(http, emulator):
 def test_malformed_wrong_shape_sends_the_given_body_in_the_replys_framing(http, emulator):
     emulator.add_fault("malformed", mode="wrong_shape", body={"choices": [{"message": None}]})
     assert chat(http, emulator).json() == {"choices": [{"message": None}]}
-    stream = http.post(emulator.url + "/v1/chat/completions", json=CHAT | {"stream": True}).text
+    stream = http.post(emulator.url + "/v1/chat/completions", json=CHAT | {"stream": True}, headers=AUTH).text
     assert stream and set(stream.split("\n\n")) == {'data: {"choices":[{"message":null}]}', ""}
     with pytest.raises(ValueError):
         emulator.add_fault("malformed", mode="invalid_json", body={})
@@ -159,7 +163,7 @@ def test_faults_scoped_by_provider_and_path(http, emulator):
     emulator.add_fault("outage", provider="anthropic", status=500)
     emulator.add_fault("outage", path="/v1/embeddings", status=502)
     assert chat(http, emulator).status_code == 200
-    assert http.post(emulator.url + "/v1/embeddings", json={"model": "m", "input": "x"}).status_code == 502
+    assert http.post(emulator.url + "/v1/embeddings", json={"model": "m", "input": "x"}, headers=AUTH).status_code == 502
 
 
 def test_removed_and_cleared_faults_stop_acting(http, emulator):
@@ -191,3 +195,29 @@ def test_unknown_fault_kind_and_bad_params_are_rejected(http, emulator):
         emulator.add_fault("latency", second=1)
     with pytest.raises(ValueError):
         emulator.add_fault("outage", status=200)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/generate", {"inputs": "hi"}),
+        ("/api/chat", {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}], "stream": False}),
+        ("/v3/chat/completions", CHAT),
+        ("/v1/chatqna", {"messages": "hi", "stream": False}),
+    ],
+    ids=["tgi", "ollama", "ovms", "opea"],
+)
+def test_a_local_servers_429_carries_no_retry_after(http, emulator, fake_clock, path, body):
+    """Only providers that send Retry-After get it: a client must not learn to rely on a hint TGI or Ollama never give."""
+    emulator.add_fault("rate_limit", rps=1, burst=1)
+    http.post(emulator.url + path, json=body)
+    reply = http.post(emulator.url + path, json=body)
+    assert reply.status_code == 429 and "retry-after" not in reply.headers and "retry-after-ms" not in reply.headers
+
+
+def test_a_hosted_providers_missing_key_is_refused_before_any_fault(http, emulator):
+    """The provider's front door answers a keyless request: no fault sees it, so none counts it as a hit."""
+    bad_key = emulator.add_fault("bad_key", keys=[None])
+    reply = http.post(emulator.url + "/v1/chat/completions", json=CHAT)
+    assert reply.status_code == 401 and reply.json()["error"]["code"] is None
+    assert (emulator.requests[-1].faults, bad_key.hits) == ((), 0)

@@ -69,6 +69,7 @@ def test_an_error_mid_stream_is_bare_json_that_the_official_client_raises(client
     raw = httpx.post(
         emulator.url + "/v1beta/models/m:streamGenerateContent?alt=sse",
         json={"contents": [{"parts": [{"text": "What is a prime?"}]}]},
+        headers={"x-goog-api-key": KEY},
     ).text
     assert raw.startswith("data: {") and '\n\n{\n  "error": {\n    "code": 429,' in raw  # as Google sends it: no data: field
 
@@ -85,5 +86,59 @@ def test_key_in_query_string_is_recognised_and_fingerprinted(emulator):
 
 
 def test_missing_contents_is_invalid_argument(emulator):
-    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json={})
+    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json={}, headers={"x-goog-api-key": KEY})
     assert reply.status_code == 400 and reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer " + KEY}], ids=["no key", "key as a Bearer token"])
+def test_a_request_without_a_key_is_permission_denied(emulator, headers):
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    reply = httpx.post(emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent", json=body, headers=headers)
+    assert reply.status_code == 403
+    error = reply.json()["error"]
+    assert (error["code"], error["status"]) == (403, "PERMISSION_DENIED")
+    assert error["message"].startswith("Method doesn't allow unregistered callers")
+
+
+def test_a_refused_key_is_400_api_key_invalid(client, emulator):
+    emulator.add_fault("bad_key", keys=[KEY])
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-2.0-flash", contents="hi")
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert caught.value.message == "API key not valid. Please pass a valid API key."
+    assert caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+def test_a_bad_key_faults_status_overrides_googles(client, emulator):
+    emulator.add_fault("bad_key", keys=[KEY], status=401)
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-2.0-flash", contents="hi")
+    assert (caught.value.code, caught.value.status) == (401, "UNAUTHENTICATED")
+    assert caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"  # still Google's refusal
+
+
+def test_a_429_has_no_retry_after_header_only_retry_info(emulator, fake_clock):
+    """Google puts the wait in the body; a client that reads only Retry-After must fail here as against the API."""
+    emulator.add_fault("rate_limit", rps=0.5, burst=1)
+    url, body = emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent", {"contents": [{"parts": [{"text": "hi"}]}]}
+    httpx.post(url, json=body, headers={"x-goog-api-key": KEY})
+    reply = httpx.post(url, json=body, headers={"x-goog-api-key": KEY})
+    assert reply.status_code == 429 and "retry-after" not in reply.headers
+    assert reply.json()["error"]["details"][0]["retryDelay"] == "2s"
+
+
+def test_models_get_and_list_are_geminis(client, emulator):
+    """``/v1/models/{m}`` is also OpenAI's path; a request with a Google key is Gemini's."""
+    model = client.models.get(model="gemini-2.0-flash")
+    assert (model.name, model.display_name, model.output_token_limit) == ("models/gemini-2.0-flash", "Gemini 2.0 Flash", 8192)
+    assert "models/text-embedding-004" in [m.name for m in client.models.list()]
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.get(model="gemini-typo-model")
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+    assert {r.provider for r in emulator.requests} == {"gemini"}
+
+
+def test_an_unemulated_method_is_googles_404(client):
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.count_tokens(model="gemini-2.0-flash", contents="hi")
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")

@@ -10,6 +10,8 @@ import pytest
 
 from resilient.testing.emulator.content import answer, count_tokens
 
+KEY = "sk-" + "test-0123456789abcdef"
+
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -26,7 +28,7 @@ WEATHER_TOOL = {
 
 @pytest.fixture
 def client(emulator):
-    with openai.OpenAI(base_url=emulator.url + "/v1", api_key="sk-test-0123456789abcdef", max_retries=0) as c:
+    with openai.OpenAI(base_url=emulator.url + "/v1", api_key=KEY, max_retries=0) as c:
         yield c
 
 
@@ -113,7 +115,7 @@ def test_rate_limit_raises_the_clients_own_error_with_headers(client, emulator, 
 
 
 def test_invalid_body_gets_openais_400_body(emulator):
-    reply = httpx.post(emulator.url + "/v1/chat/completions", content=b"{not json")
+    reply = httpx.post(emulator.url + "/v1/chat/completions", content=b"{not json", headers={"authorization": "Bearer " + KEY})
     assert reply.status_code == 400
     assert reply.json()["error"]["type"] == "invalid_request_error"
 
@@ -133,3 +135,46 @@ def test_stream_error_event_raises_api_error(client, emulator):
     emulator.add_fault("truncate_stream", after=2, error=True)
     with pytest.raises(openai.APIError):
         list(ask(client, stream=True))
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": KEY}], ids=["no key", "key in another header"])
+def test_a_request_without_a_bearer_key_gets_openais_401(emulator, headers):
+    reply = httpx.post(emulator.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []}, headers=headers)
+    assert reply.status_code == 401
+    error = reply.json()["error"]
+    assert error["message"].startswith("You didn't provide an API key.")
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", None, None)
+    assert emulator.requests[-1].faults == ()
+
+
+def test_a_refused_key_is_invalid_api_key(client, emulator):
+    emulator.add_fault("bad_key", keys=[KEY])
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.models.list()
+    assert caught.value.code == "invalid_api_key"
+    assert caught.value.body["message"] == (
+        "Incorrect API key provided: sk-…cdef. You can find your API key at https://platform.openai.com/account/api-keys."
+    )
+
+
+def test_keyless_makes_openais_routes_a_local_servers(emulator):
+    """vLLM, llama.cpp and TGI speak OpenAI's /v1 without a key; ``keyless`` lets the emulator play one of them."""
+    emulator.keyless.add("openai")
+    reply = httpx.post(emulator.url + "/v1/chat/completions", json={"model": "tgi", "messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == answer("hi")[0]
+
+
+def test_embeddings_take_token_arrays(client):
+    """tiktoken-based clients (langchain-openai by default) send token ids: one array, or one per input."""
+    many = client.embeddings.create(model="text-embedding-3-small", input=[[9906, 1917], [15339]])
+    one = client.embeddings.create(model="text-embedding-3-small", input=[9906, 1917])
+    assert [d.index for d in many.data] == [0, 1]
+    assert one.data[0].embedding == many.data[0].embedding != many.data[1].embedding
+
+
+def test_an_unknown_path_under_v1_is_openais_404(client, emulator):
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.post("/responses", body={"model": "gpt-4o-mini", "input": "hi"}, cast_to=object)
+    assert caught.value.body["type"] == "invalid_request_error" and caught.value.code is None
+    assert caught.value.body["message"].startswith("Invalid URL (POST /v1/responses)")
+    assert emulator.requests[-1].provider == "openai"

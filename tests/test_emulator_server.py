@@ -15,6 +15,7 @@ from resilient.testing.emulator import Emulator
 
 KEY = "sk-" + "secret-0123456789abcdefXYZW"  # built, so no literal looks like a real key
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+AUTH = {"authorization": "Bearer " + "sk-" + "test-0123456789abcdef"}
 
 
 def test_url_is_loopback_with_an_ephemeral_port():
@@ -28,7 +29,7 @@ def test_stop_leaves_no_thread_behind_even_with_open_keepalive_connections():
     with Emulator() as emu:
         clients = [httpx.Client() for _ in range(5)]
         for client in clients:
-            assert client.post(emu.url + "/v1/chat/completions", json=CHAT).status_code == 200
+            assert client.post(emu.url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
         assert set(threading.enumerate()) - before
     assert not set(threading.enumerate()) - before
     for client in clients:
@@ -39,7 +40,7 @@ def test_stop_interrupts_a_real_latency_wait():
     before = set(threading.enumerate())
     emu = Emulator().start()
     latency = emu.add_fault("latency", seconds=60)
-    worker = threading.Thread(target=lambda: _swallow(lambda: httpx.get(emu.url + "/v1/models", timeout=5)))
+    worker = threading.Thread(target=lambda: _swallow(lambda: httpx.get(emu.url + "/v1/models", headers=AUTH, timeout=5)))
     worker.start()
     for _ in range(5000):  # until the request has reached its 60 s wait
         if latency.hits:
@@ -54,7 +55,7 @@ def test_stop_interrupts_a_real_latency_wait():
 def test_serves_many_concurrent_connections(emulator):
     def call(i: int) -> int:
         body = CHAT | {"messages": [{"role": "user", "content": f"q{i}"}]}
-        return http.post(emulator.url + "/v1/chat/completions", json=body).status_code
+        return http.post(emulator.url + "/v1/chat/completions", json=body, headers=AUTH).status_code
 
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
     with httpx.Client(limits=limits) as http, ThreadPoolExecutor(max_workers=50) as pool:
@@ -93,9 +94,9 @@ def test_fault_script_from_file(tmp_path, suffix):
         )
     fake = FakeClock()
     with Emulator(clock=fake, faults=path) as emu, httpx.Client() as http:
-        assert http.post(emu.url + "/v1/chat/completions", json=CHAT).status_code == 200
+        assert http.post(emu.url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
         fake.advance(1)
-        assert http.post(emu.url + "/v1/chat/completions", json=CHAT).status_code == 502
+        assert http.post(emu.url + "/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 502
     assert fake.sleeps == [0.25, 0.25]
 
 

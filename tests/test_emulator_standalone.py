@@ -20,7 +20,7 @@ def test_serves_the_fault_script_until_interrupted(tmp_path, stop_signal):
         banner = process.stdout.readline()
         url = banner.split()[4]
         assert httpx.get(url + "/api/tags").status_code == 200
-        assert httpx.post(url + "/v1/messages", json={}).status_code == 529
+        assert httpx.post(url + "/v1/messages", json={}, headers={"x-api-key": "sk-ant-" + "test"}).status_code == 529
     finally:
         process.send_signal(stop_signal)
         assert process.wait(timeout=10) == 0

@@ -3,6 +3,9 @@
 Each example makes several calls; with a limit of one request per second
 every call after the first gets a 429 with ``Retry-After: 1``, and the
 example's @backoff waits exactly that (a floor over its jitter) and succeeds.
+The local servers (Ollama, TGI, TEI, OVMS, OPEA) and Gemini send no
+Retry-After header themselves: the fault adds it, as a gateway in front of
+them would, so that every example's wait is exact.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def load(name: str):
 
 @pytest.fixture
 def limited(emulator, fake_clock):
-    emulator.add_fault("rate_limit", rps=1, burst=1)
+    emulator.add_fault("rate_limit", rps=1, burst=1, retry_after=True)
     return emulator
 
 
@@ -63,7 +66,8 @@ def test_groq_example(limited, fake_clock) -> None:
     assert waited_out_every_429(limited, fake_clock)
 
 
-def test_openai_compatible_example(limited, fake_clock) -> None:
+def test_openai_compatible_example(limited, fake_clock, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "local-" + "key-0001")  # the emulator's /v1 is OpenAI's
     result = load("openai_compatible_chat").main(limited.url + "/v1")
 
     assert result["answer"] == result["streamed"] == answer("What is a circuit breaker?")[0]
@@ -71,7 +75,8 @@ def test_openai_compatible_example(limited, fake_clock) -> None:
     assert waited_out_every_429(limited, fake_clock)
 
 
-def test_hf_tgi_example(limited, fake_clock) -> None:
+def test_hf_tgi_example(limited, fake_clock, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "test0001")  # its chat goes to the emulator's /v1, which is OpenAI's
     result = load("hf_tgi_generate").main(limited.url)
 
     assert result["text"] == result["chat"] == answer("Explain gravity", 40)[0]

@@ -26,7 +26,7 @@ from ...secrets import fingerprint
 from .framing import WRONG_SHAPE
 from .protocols import Quota
 
-__all__ = ["Call", "Plan", "Failure", "Fault", "FaultSet", "KINDS", "make_fault"]
+__all__ = ["Call", "Plan", "Failure", "RefusedKey", "Fault", "FaultSet", "KINDS", "make_fault"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,27 @@ class Failure:
     message: str
     retry_after: float | None = None
     quota: Quota | None = None
+    retry_header: bool | None = None  # send Retry-After: None as the provider does, True/False to force it
+
+
+@dataclass(frozen=True)
+class RefusedKey:
+    """A key the ``bad_key`` fault refuses: the protocol answers with its provider's own bad-key body.
+
+    Each provider refuses an unknown key differently (OpenAI 401, Gemini 400
+    ``API_KEY_INVALID``, Bedrock 403 ``UnrecognizedClientException``), so the
+    fault only says that it happened; ``status`` is set when the fault's
+    script asked for a status of its own.
+    """
+
+    status: int | None = None
 
 
 @dataclass
 class Plan:
     """Everything the faults want done to one request."""
 
-    failure: Failure | None = None
+    failure: Failure | RefusedKey | None = None
     refuse: bool = False  # drop the connection without answering
     delay: float = 0.0
     chunk_delay: float = 0.0
@@ -111,23 +125,25 @@ class Fault:
 
 
 class BadKey(Fault):
-    """Listed API keys are refused (401 by default), as a revoked key would be.
+    """Listed API keys are refused as a revoked key would be: with the provider's own answer, or ``status``.
 
-    ``None`` among the keys refuses requests that carry no key, as a server
-    that requires one does.
+    ``None`` among the keys refuses requests that carry no key, as a local
+    server put behind a key does (hosted providers refuse those already).
     """
 
     kind, gate = "bad_key", True
 
-    def __init__(self, scope: Scope, added_at: float, *, keys: Iterable[str | None], status: int = 401) -> None:
+    def __init__(
+        self, scope: Scope, added_at: float, *, keys: Iterable[str | None], status: int | None = None
+    ) -> None:
         super().__init__(scope, added_at)
         self.keys = frozenset([keys] if isinstance(keys, str) else keys)
-        self.status = _status(status, (401, 403))
+        self.status = None if status is None else _status(status, (400, 401, 403))
 
     def apply(self, call: Call, plan: Plan) -> bool:
         if call.key not in self.keys:
             return False
-        plan.failure = Failure(self.status, f"Incorrect API key provided: {fingerprint(call.key)}.")
+        plan.failure = RefusedKey(self.status)
         return True
 
 
@@ -175,14 +191,23 @@ class RateLimit(Fault):
     A request takes one request token (and its prompt tokens); when either
     bucket is short it gets 429 with the exact wait until it would pass.
     Both answers carry the bucket's true state for the rate-limit headers.
+
+    The 429 carries a ``Retry-After`` header where the provider sends one
+    (OpenAI, Groq, Anthropic); TGI, TEI, Ollama, OVMS, OPEA, Gemini and
+    Bedrock send none. ``retry_after=True`` adds it anyway, as a gateway in
+    front of a local server may; ``False`` leaves it out everywhere.
     """
 
     kind, gate = "rate_limit", True
 
     def __init__(
-        self, scope: Scope, added_at: float, *, rps: float, burst: int | None = None, tpm: int | None = None
-    ) -> None:
+        self, scope: Scope, added_at: float, *, rps: float, burst: int | None = None, tpm: int | None = None,
+        retry_after: bool | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(scope, added_at)
+        if retry_after is not None and not isinstance(retry_after, bool):
+            raise ValueError(f"retry_after must be True, False or None, got {retry_after!r}")
+        self.retry_header = retry_after
         if rps <= 0:
             raise ValueError(f"rps must be > 0, got {rps!r}")
         self.rps = float(rps)
@@ -220,6 +245,7 @@ class RateLimit(Fault):
             f" Please try again in {wait:.3f}s.",
             retry_after=wait,
             quota=quota,
+            retry_header=self.retry_header,
         )
         return True
 

@@ -1,4 +1,9 @@
-"""Which protocols one emulator serves, in route-matching order."""
+"""Which protocols one emulator serves, in route-matching order.
+
+OpenAI comes last: its ``/v1`` dialect is the one others copy, so a path
+several providers share goes to the one its headers name first (Anthropic's
+``GET /v1/models``, Gemini's ``/v1/models/{m}``) and to OpenAI otherwise.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,6 @@ __all__ = ["default_protocols"]
 def default_protocols(clock: _clock.Clock) -> list[Protocol]:
     """One instance of every protocol, sharing the emulator's clock."""
     return [
-        OpenAI(clock), Anthropic(clock), Ollama(clock), HuggingFace(clock), Gemini(clock), OpenVINO(clock), OPEA(clock),
-        Bedrock(clock),
+        Anthropic(clock), Gemini(clock), Bedrock(clock), Ollama(clock), HuggingFace(clock), OpenVINO(clock), OPEA(clock),
+        OpenAI(clock),
     ]  # fmt: skip

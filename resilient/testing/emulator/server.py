@@ -17,7 +17,7 @@ import itertools
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,7 +29,7 @@ from ...secrets import fingerprint, redact
 from . import framing
 from .content import count_tokens, dumps
 from .exchange import BadRequest, Reply, Request, StreamReply
-from .faults import Call, Fault, FaultSet, Plan, make_fault
+from .faults import Call, Fault, FaultSet, Plan, RefusedKey, make_fault
 from .protocols import Protocol, Route, all_routes
 from .registry import default_protocols
 
@@ -57,7 +57,9 @@ class Emulator:
 
     ``with Emulator() as emu:`` starts it on an ephemeral port; point any
     client at ``emu.url``. ``emu.add_fault("rate_limit", rps=5, burst=5)``
-    scripts misbehaviour; ``emu.requests`` records what arrived.
+    scripts misbehaviour; ``emu.requests`` records what arrived. Hosted
+    providers want a key, as the real ones do; local servers (Ollama, TGI,
+    TEI, OpenVINO, OPEA) do not, nor any provider named in ``keyless``.
     """
 
     def __init__(
@@ -67,15 +69,22 @@ class Emulator:
         *,
         clock: _clock.Clock | None = None,
         faults: str | Path | None = None,
+        keyless: Iterable[str] = (),
     ) -> None:
         self.clock = _clock.resolve(clock)
+        #: Providers whose requests are served without a key. A hosted provider refuses them (OpenAI 401,
+        #: Gemini 403...), but OpenAI's ``/v1`` dialect is also what keyless local servers speak (vLLM,
+        #: llama.cpp, TGI's Messages API): ``keyless={"openai"}`` makes the emulator one of those.
+        #: A set, read on every request, so a test may change it while the emulator runs.
+        self.keyless: set[str] = set(keyless)
         self._address = (host, port)
         self._faults = FaultSet()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
         self._serial = itertools.count(1)
         self._stopping = threading.Event()
-        self._routes: list[Route] = all_routes(default_protocols(self.clock))
+        self._protocols = default_protocols(self.clock)
+        self._routes: list[Route] = all_routes(self._protocols)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         if faults is not None:
@@ -175,11 +184,11 @@ class Emulator:
             "%s %s %s key=%s -> %s %s", record.provider, record.method, record.path, record.key, record.status, record.faults
         )
 
-    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    def _match(self, request: Request) -> tuple[Route, dict[str, str]] | None:
         for route in self._routes:
-            if route.method == method:
-                found = route.pattern.match(path)
-                if found:
+            if route.method == request.method:
+                found = route.pattern.match(request.path)
+                if found and route.accepts(request):
                     return route, found.groupdict()
         return None
 
@@ -191,14 +200,20 @@ class Emulator:
         request = Request(
             method, split.path, dict(parse_qsl(split.query)), headers, body, id=f"{next(self._serial):012d}"
         )
-        matched = self._match(method, split.path)
+        matched = self._match(request)
         if matched is None:
-            self._record(RequestRecord(arrived, None, method, split.path, fingerprint(None), 404, False, ()))
-            handler.send_json(404, {"error": f"no emulated endpoint for {method} {split.path}"}, {})
+            self._answer_unknown_path(handler, request, arrived)
             return
         route, request.params = matched
         protocol = route.protocol
         key = protocol.api_key(request)
+        if key is None and protocol.missing_key is not None and protocol.name not in self.keyless:
+            # The provider's front door turns a keyless request away before anything else: no fault, no quota spent.
+            refused = protocol.refuse(protocol.missing_key)
+            protocol.stamp(refused, protocol.request_id_prefix + request.id)
+            self._record(RequestRecord(arrived, protocol.name, method, split.path, fingerprint(None), refused.status, False, ()))
+            handler.send_json(refused.status, refused.body, refused.headers)
+            return
         plan = self._faults.plan(Call(protocol.name, split.path, key, arrived, _prompt_tokens(body)))
         self._pause(plan.delay)
         if self._stopping.is_set():
@@ -213,8 +228,8 @@ class Emulator:
             record(None, False)
             handler.drop()
             return
-        reply = self._reply(route, request, plan)
-        reply.headers.setdefault(protocol.request_id_header, protocol.request_id_prefix + request.id)
+        reply = self._reply(route, request, plan, key)
+        protocol.stamp(reply, protocol.request_id_prefix + request.id)
         if plan.quota is not None:
             reply.headers.update(protocol.rate_limit_headers(plan.quota))
         if isinstance(reply, StreamReply):
@@ -226,13 +241,28 @@ class Emulator:
             raw = framing.malform_body(reply.body, damaged, plan.wrong_shape) if damaged else dumps(reply.body).encode()
             handler.send_bytes(reply.status, raw, "application/json", reply.headers)
 
-    def _reply(self, route: Route, request: Request, plan: Plan) -> Reply:
+    def _answer_unknown_path(self, handler: _Handler, request: Request, arrived: float) -> None:
+        """404, in the error format of the provider the path (or headers) point at, so its client parses it."""
+        owner = next((p for p in self._protocols if p.owns(request)), None)
+        if owner is None:
+            status, body, headers = 404, {"error": f"no emulated endpoint for {request.method} {request.path}"}, {}
+        else:
+            reply = owner.unknown_path(request)
+            owner.stamp(reply, owner.request_id_prefix + request.id)
+            status, body, headers = reply.status, reply.body, reply.headers
+        provider = owner.name if owner else None
+        self._record(RequestRecord(arrived, provider, request.method, request.path, fingerprint(None), status, False, ()))
+        handler.send_json(status, body, headers)
+
+    def _reply(self, route: Route, request: Request, plan: Plan, key: str | None) -> Reply:
         protocol = route.protocol
+        if isinstance(plan.failure, RefusedKey):
+            return protocol.refuse(protocol.bad_key.for_key(fingerprint(key), plan.failure.status))
         if plan.failure is not None:
             failure = plan.failure
             reply = protocol.error(failure.status, failure.message, retry_after=failure.retry_after)
             if failure.retry_after is not None:
-                reply.headers.update(protocol.retry_headers(failure.retry_after))
+                reply.headers.update(protocol.retry_headers(failure.retry_after, send=failure.retry_header))
             return reply
         try:
             return route.handler(request)

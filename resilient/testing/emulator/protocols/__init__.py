@@ -1,9 +1,15 @@
 """The providers the emulator speaks, one module per protocol family.
 
 A :class:`Protocol` knows how its provider names itself, where the API key
-travels, what its error bodies and rate-limit headers look like, and which
-routes it serves. The server knows nothing provider-specific beyond this
-interface.
+travels, whether it demands one and how it refuses a missing or unknown one,
+what its error bodies and rate-limit headers look like, whether its 429
+carries ``retry-after``, and which routes it serves. The server knows nothing
+provider-specific beyond this interface.
+
+Several providers share paths (``GET /v1/models`` is OpenAI's and
+Anthropic's, ``/v1/models/{m}`` OpenAI's and Gemini's): a route may carry a
+``when`` test on the request's headers, and the registry lists the
+protocols that use one before OpenAI, whose dialect is the fallback.
 """
 
 from __future__ import annotations
@@ -11,13 +17,13 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from resilient.clock import Clock
 from ..exchange import JsonReply, Reply, Request
 
-__all__ = ["Protocol", "Route", "Quota", "all_routes", "format_seconds", "utc_timestamp"]
+__all__ = ["Protocol", "Route", "Quota", "Refusal", "all_routes", "format_seconds", "utc_timestamp"]
 
 Handler = Callable[[Request], Reply]
 
@@ -36,22 +42,58 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A request the provider turns away before looking at it: no key, an unknown key, a path it does not serve.
+
+    ``code`` is the provider's machine-readable name for the refusal where it
+    sends one (OpenAI's ``error.code``, Google's ``ErrorInfo`` reason, AWS's
+    error type); each protocol's :meth:`Protocol.refuse` puts it there.
+    ``{key}`` in the message stands for the key's fingerprint.
+    """
+
+    status: int
+    message: str
+    code: str | None = None
+
+    def for_key(self, key_fingerprint: str, status: int | None = None) -> Refusal:
+        """This refusal for one key, at ``status`` when a fault asks for another than the provider's."""
+        return replace(self, status=status or self.status, message=self.message.replace("{key}", key_fingerprint))
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
     protocol: Protocol
+    #: Whether a request on this path is meant for this protocol (by its headers), where another shares the path.
+    when: Callable[[Request], bool] | None = None
+
+    def accepts(self, request: Request) -> bool:
+        return self.when is None or self.when(request)
 
 
 class Protocol:
-    """Base of every provider: Bearer auth, no rate-limit headers; subclasses override what differs."""
+    """Base of every provider: a keyless local server with Bearer auth, no rate-limit nor retry headers.
+
+    Subclasses override what differs.
+    """
 
     name: ClassVar[str]
     #: Header carrying the request id on every answer.
     request_id_header: ClassVar[str] = "x-request-id"
     request_id_prefix: ClassVar[str] = "req_"
+    #: Whether a 429 carries ``retry-after``: hosted APIs that send it, not Gemini (the wait is in the body),
+    #: nor TGI, Ollama or Bedrock. A client that honours only the header must meet the difference in tests.
+    sends_retry_after: ClassVar[bool] = False
     #: Whether the provider sends ``retry-after-ms`` next to ``retry-after``.
     sends_retry_after_ms: ClassVar[bool] = False
+    #: The answer to a request without a key; ``None`` for a local server that takes keyless requests.
+    missing_key: ClassVar[Refusal | None] = None
+    #: The answer to a key the ``bad_key`` fault refuses.
+    bad_key: ClassVar[Refusal] = Refusal(401, "Incorrect API key provided: {key}.")
+    #: Paths that can only be meant for this provider: an unknown one is answered in its error format.
+    path_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -62,8 +104,23 @@ class Protocol:
     def api_key(self, request: Request) -> str | None:
         return request.bearer_token()
 
+    def owns(self, request: Request) -> bool:
+        """Whether a request on a path no route serves was meant for this provider, so gets its 404 body."""
+        return request.path.startswith(self.path_prefixes) if self.path_prefixes else False
+
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         raise NotImplementedError
+
+    def refuse(self, refusal: Refusal) -> JsonReply:
+        """The provider's answer to a refusal; protocols whose provider names it override to put ``refusal.code``."""
+        return self.error(refusal.status, refusal.message)
+
+    def unknown_path(self, request: Request) -> JsonReply:
+        return self.refuse(Refusal(404, f"Invalid URL ({request.method} {request.path}): not an emulated endpoint."))
+
+    def stamp(self, reply: Reply, request_id: str) -> None:
+        """Mark an answer with its request id, where the provider puts it (the header; Anthropic's errors also in the body)."""
+        reply.headers.setdefault(self.request_id_header, request_id)
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes | None:
         """An error event sent inside an open stream, or None if the provider has no such thing.
@@ -76,14 +133,19 @@ class Protocol:
     def rate_limit_headers(self, quota: Quota) -> dict[str, str]:
         return {}
 
-    def retry_headers(self, retry_after: float) -> dict[str, str]:
+    def retry_headers(self, retry_after: float, send: bool | None = None) -> dict[str, str]:
+        """``Retry-After`` (and ``-ms``) headers, if this provider sends them (``send`` overrides)."""
+        if not (self.sends_retry_after if send is None else send):
+            return {}
         headers = {"retry-after": format_seconds(retry_after)}
         if self.sends_retry_after_ms:
             headers["retry-after-ms"] = str(round(retry_after * 1000))
         return headers
 
-    def route(self, method: str, pattern: str, handler: Handler) -> Route:
-        return Route(method, re.compile(pattern + r"\Z"), handler, self)
+    def route(
+        self, method: str, pattern: str, handler: Handler, when: Callable[[Request], bool] | None = None
+    ) -> Route:
+        return Route(method, re.compile(pattern + r"\Z"), handler, self, when)
 
 
 def format_seconds(seconds: float) -> str:

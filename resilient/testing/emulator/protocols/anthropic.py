@@ -1,4 +1,10 @@
-"""Anthropic Messages API: ``/v1/messages`` and ``/v1/messages/count_tokens``.
+"""Anthropic Messages API: ``/v1/messages``, ``/v1/messages/count_tokens``, and the Models API ``/v1/models``.
+
+The key travels in ``x-api-key`` (the raw API) or as a Bearer token (how
+the official SDK, 2.x, sends ``api_key``); without either the answer is 401
+``authentication_error``. ``GET /v1/models`` is also OpenAI's path: a request carrying
+``anthropic-version`` or ``x-api-key`` is Anthropic's, as only its SDK sends
+those. Error bodies carry the ``request_id`` of the ``request-id`` header.
 
 Streams send every event type in the documented order (``message_start``,
 ``content_block_start``, ``ping``, ``content_block_delta``,
@@ -15,7 +21,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse
-from . import Protocol, Quota, Route, utc_timestamp
+from . import Protocol, Quota, Refusal, Route, utc_timestamp
 
 __all__ = ["Anthropic"]
 
@@ -32,24 +38,47 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use"}
+# (id, display_name, created_at), newest first, as the Models API lists them.
+_MODELS = (
+    ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    ("claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"),
+    ("claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-14T00:00:00Z"),
+    ("claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
+    ("claude-3-haiku-20240307", "Claude Haiku 3", "2024-03-07T00:00:00Z"),
+)
+_DEFAULT_PAGE = 20
 
 
 class Anthropic(Protocol):
     name: ClassVar[str] = "anthropic"
     request_id_header = "request-id"
     request_id_prefix = "req_"
+    sends_retry_after = True
+    missing_key: ClassVar[Refusal | None] = Refusal(401, "x-api-key header is required")
+    bad_key: ClassVar[Refusal] = Refusal(401, "invalid x-api-key")
 
     def routes(self) -> list[Route]:
         return [
             self.route("POST", "/v1/messages", self.messages),
             self.route("POST", "/v1/messages/count_tokens", self.count_tokens),
+            self.route("GET", "/v1/models", self.models, when=self.owns),
+            self.route("GET", r"/v1/models/(?P<model>[^/]+)", self.model, when=self.owns),
         ]
 
     def api_key(self, request: Request) -> str | None:
         return request.header("x-api-key") or request.bearer_token()
 
+    def owns(self, request: Request) -> bool:
+        """Anthropic's SDK, and only it, sends ``anthropic-version`` and ``x-api-key``; paths are shared with OpenAI."""
+        return request.header("anthropic-version") is not None or request.header("x-api-key") is not None
+
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         return JsonReply(status, _error_body(status, message))
+
+    def stamp(self, reply: Reply, request_id: str) -> None:
+        super().stamp(reply, request_id)
+        if isinstance(reply, JsonReply) and isinstance(reply.body, dict) and reply.body.get("type") == "error":
+            reply.body["request_id"] = request_id
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return sse(_error_body(status, message), "error")
@@ -97,9 +126,46 @@ class Anthropic(Protocol):
         body = self._checked(request)
         return JsonReply(200, {"input_tokens": _parse(body, None).input_tokens})
 
+    def models(self, request: Request) -> Reply:
+        """One page of the Models API, newest first; ``after_id`` / ``before_id`` page as the SDK's iterator does."""
+        _require_version(request)
+        ids = [model[0] for model in _MODELS]
+        limit = _page_size(request.query.get("limit"))
+        after, before = request.query.get("after_id"), request.query.get("before_id")
+        start, end = 0, len(ids)
+        if after is not None:
+            start = _position(ids, after, "after_id") + 1
+            end = min(start + limit, len(ids))
+            has_more = end < len(ids)
+        elif before is not None:
+            end = _position(ids, before, "before_id")
+            start = max(0, end - limit)
+            has_more = start > 0
+        else:
+            end = min(limit, len(ids))
+            has_more = end < len(ids)
+        page = [_model_card(model) for model in _MODELS[start:end]]
+        return JsonReply(
+            200,
+            {
+                "data": page,
+                "has_more": has_more,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+            },
+        )
+
+    def model(self, request: Request) -> Reply:
+        """One model by id or alias (the id without its date, ``claude-sonnet-4-5``); unknown ones are 404."""
+        _require_version(request)
+        wanted = request.params["model"]
+        for model in _MODELS:
+            if wanted in (model[0], model[0].rsplit("-", 1)[0]):
+                return JsonReply(200, _model_card(model))
+        raise BadRequest(f"model: {wanted}", 404)
+
     def _checked(self, request: Request) -> dict[str, Any]:
-        if not request.header("anthropic-version"):
-            raise BadRequest("anthropic-version: header is required")
+        _require_version(request)
         body = request.json()
         if not isinstance(body.get("model"), str):
             raise BadRequest("model: Field required")
@@ -210,6 +276,30 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
+
+
+def _require_version(request: Request) -> None:
+    if not request.header("anthropic-version"):
+        raise BadRequest("anthropic-version: header is required")
+
+
+def _page_size(value: str | None) -> int:
+    if value is None:
+        return _DEFAULT_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise BadRequest("limit: Input should be greater than or equal to 1 and less than or equal to 1000")
+    return int(value)
+
+
+def _position(ids: list[str], cursor: str, name: str) -> int:
+    if cursor not in ids:
+        raise BadRequest(f"{name}: {cursor} is not a model id of this list")
+    return ids.index(cursor)
+
+
+def _model_card(model: tuple[str, str, str]) -> dict[str, Any]:
+    ident, display_name, created_at = model
+    return {"type": "model", "id": ident, "display_name": display_name, "created_at": created_at}
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:

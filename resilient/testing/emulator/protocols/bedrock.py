@@ -6,15 +6,21 @@ Bedrock rejects extraneous keys) and answers the Messages API's ``message``.
 ``/invoke-with-response-stream`` sends the Anthropic stream events, each as
 base64 ``bytes`` in a ``chunk`` event of the AWS event-stream binary
 framing (``application/vnd.amazon.eventstream``); a fault that cuts the
-stream sends an ``internalServerException`` frame, as Bedrock does.
+stream sends an exception frame of a type the stream may carry
+(``internalServerException`` for a 500, ``throttlingException`` for a 429,
+``validationException`` for other client errors...): any other type is
+not in Bedrock's ``ResponseStream`` union and botocore reads it as an
+error without a code.
 The answers themselves come from the Anthropic protocol, so both providers
 agree word for word.
 
 Requests must carry SigV4 (``AWS4-HMAC-SHA256 Credential=<key id>/.../bedrock/aws4_request``)
 or a Bedrock API key (``Authorization: Bearer``); the key id is the
 emulator's API key. The signature itself is not verified: the emulator
-knows no secrets. Errors follow rest-json: the type in ``x-amzn-ErrorType``,
-``{"message"}`` in the body.
+knows no secrets. An unsigned request is 403 ``MissingAuthenticationTokenException``,
+a refused key 403 ``UnrecognizedClientException``, as AWS answers them.
+Errors follow rest-json: the type in ``x-amzn-ErrorType``, ``{"message"}``
+in the body; a 429 carries no ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from urllib.parse import unquote
 
 from ..content import dumps
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
-from . import Protocol, Route
+from . import Protocol, Refusal, Route
 from .anthropic import Anthropic
 
 __all__ = ["Bedrock", "frame"]
@@ -49,6 +55,15 @@ _ERROR_TYPES = {
     500: "InternalServerException",
     503: "ServiceUnavailableException",
 }
+# The exception members of Bedrock's ResponseStream union, by the status they stand for.
+_STREAM_ERROR_TYPES = {
+    400: "validationException",
+    408: "modelTimeoutException",
+    424: "modelStreamErrorException",
+    429: "throttlingException",
+    503: "serviceUnavailableException",
+    504: "modelTimeoutException",
+}
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/]+/bedrock/aws4_request")
 _REJECTED_BODY_KEYS = frozenset({"model", "stream"})
 
@@ -57,6 +72,9 @@ class Bedrock(Protocol):
     name: ClassVar[str] = "bedrock"
     request_id_header = "x-amzn-requestid"
     request_id_prefix = "bdrk-"
+    missing_key: ClassVar[Refusal | None] = Refusal(403, "Missing Authentication Token", code="MissingAuthenticationTokenException")
+    bad_key: ClassVar[Refusal] = Refusal(403, "The security token included in the request is invalid.", code="UnrecognizedClientException")
+    path_prefixes: ClassVar[tuple[str, ...]] = ("/model/",)
 
     def __init__(self, clock: Any) -> None:
         super().__init__(clock)
@@ -75,12 +93,16 @@ class Bedrock(Protocol):
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         kind = _ERROR_TYPES.get(status, "InternalServerException" if status >= 500 else "ValidationException")
-        return JsonReply(status, {"message": message}, {"x-amzn-errortype": f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
+        return _error(status, message, kind)
+
+    def refuse(self, refusal: Refusal) -> JsonReply:
+        # AWS names the refusal in the error type, whatever its status: 403 is not always AccessDenied.
+        return _error(refusal.status, refusal.message, refusal.code) if refusal.code else super().refuse(refusal)
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
-        kind = _ERROR_TYPES.get(status, "InternalServerException")
+        kind = _STREAM_ERROR_TYPES.get(status) or ("validationException" if status < 500 else "internalServerException")
         return frame(
-            {":message-type": "exception", ":exception-type": kind[0].lower() + kind[1:], ":content-type": "application/json"},
+            {":message-type": "exception", ":exception-type": kind, ":content-type": "application/json"},
             dumps({"message": message}).encode(),
         )
 
@@ -106,8 +128,6 @@ class Bedrock(Protocol):
 
     def _as_messages_request(self, request: Request, *, stream: bool) -> Request:
         """The same call as the Anthropic handler expects it: model from the path, the API's version header."""
-        if self.api_key(request) is None:
-            raise BadRequest("Missing Authentication Token: sign the request with SigV4 or send a Bedrock API key", 403)
         body = request.json()
         if body.get("anthropic_version") != ANTHROPIC_VERSION:
             raise BadRequest(f'anthropic_version: must be "{ANTHROPIC_VERSION}"')
@@ -118,6 +138,10 @@ class Bedrock(Protocol):
         messages_body.update(model=unquote(request.params["model"]), **({"stream": True} if stream else {}))
         headers = {**request.headers, "anthropic-version": "2023-06-01"}
         return dataclasses.replace(request.with_json(messages_body), headers=headers)
+
+
+def _error(status: int, message: str, kind: str) -> JsonReply:
+    return JsonReply(status, {"message": message}, {"x-amzn-errortype": f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"})
 
 
 def _chunks(sse_events: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,9 +1,15 @@
 """Google Gemini API (Generative Language): ``generateContent``, ``streamGenerateContent?alt=sse``,
-``embedContent``, ``batchEmbedContents``; key by ``x-goog-api-key`` or ``?key=``.
+``embedContent``, ``batchEmbedContents``, and ``models`` (list, get); key by ``x-goog-api-key`` or ``?key=``.
+
+No key is 403 ``PERMISSION_DENIED``; a key Google does not know is 400
+``INVALID_ARGUMENT`` with an ``ErrorInfo`` reason ``API_KEY_INVALID``, as the
+API answers them. ``/v1/models/...`` is also OpenAI's path: there a request
+is Gemini's when it carries a Google key (``/v1beta`` and ``/v1alpha`` are
+Gemini's alone).
 
 Errors follow Google's ``{"error": {"code", "message", "status"}}`` shape; a
 429 carries a ``RetryInfo`` detail with the exact ``retryDelay``, which is
-where Google puts the retry hint. Inside a stream the error body is written
+where Google puts the retry hint: no ``Retry-After`` header. Inside a stream the error body is written
 bare (indented JSON lines, no ``data:`` prefix), as the API does.
 """
 
@@ -17,7 +23,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse
-from . import Protocol, Route, format_seconds
+from . import Protocol, Refusal, Route, format_seconds
 
 __all__ = ["Gemini"]
 
@@ -33,13 +39,34 @@ _STATUSES = {
 }
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool": "STOP"}
 _DEFAULT_EMBEDDING_SIZE = 768
-_MODEL_PATH = r"/(?:v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)"
+_MODELS_PATH = r"/(?:v1|v1beta|v1alpha)/models"
+_MODEL_PATH = _MODELS_PATH + r"/(?P<model>[^/:]+)"
+_CHAT_METHODS = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
+# name -> (displayName, version, inputTokenLimit, outputTokenLimit, supportedGenerationMethods)
+_MODELS: dict[str, tuple[str, str, int, int, list[str]]] = {
+    "gemini-2.5-pro": ("Gemini 2.5 Pro", "2.5", 1_048_576, 65_536, _CHAT_METHODS),
+    "gemini-2.5-flash": ("Gemini 2.5 Flash", "001", 1_048_576, 65_536, _CHAT_METHODS),
+    "gemini-2.0-flash": ("Gemini 2.0 Flash", "2.0", 1_048_576, 8_192, _CHAT_METHODS),
+    "gemini-2.0-flash-lite": ("Gemini 2.0 Flash-Lite", "2.0", 1_048_576, 8_192, _CHAT_METHODS),
+    "gemini-1.5-flash": ("Gemini 1.5 Flash", "001", 1_000_000, 8_192, _CHAT_METHODS),
+    "gemini-1.5-pro": ("Gemini 1.5 Pro", "001", 2_000_000, 8_192, _CHAT_METHODS),
+    "text-embedding-004": ("Text Embedding 004", "004", 2_048, 1, ["embedContent"]),
+    "gemini-embedding-001": ("Gemini Embedding 001", "001", 2_048, 1, ["embedContent", "countTextTokens", "countTokens"]),
+}
+_DEFAULT_PAGE = 50
 
 
 class Gemini(Protocol):
     name: ClassVar[str] = "gemini"
     request_id_header = "x-goog-request-id"
     request_id_prefix = "gemini-"
+    missing_key: ClassVar[Refusal | None] = Refusal(
+        403,
+        "Method doesn't allow unregistered callers (callers without established identity)."
+        " Please use API Key or other form of API consumer identity to call this API.",
+    )
+    bad_key: ClassVar[Refusal] = Refusal(400, "API key not valid. Please pass a valid API key.", code="API_KEY_INVALID")
+    path_prefixes: ClassVar[tuple[str, ...]] = ("/v1beta/", "/v1alpha/")
 
     def routes(self) -> list[Route]:
         return [
@@ -47,10 +74,15 @@ class Gemini(Protocol):
             self.route("POST", _MODEL_PATH + ":streamGenerateContent", self.stream),
             self.route("POST", _MODEL_PATH + ":embedContent", self.embed),
             self.route("POST", _MODEL_PATH + ":batchEmbedContents", self.batch_embed),
+            self.route("GET", _MODELS_PATH, self.models, when=self.owns),
+            self.route("GET", _MODEL_PATH, self.model, when=self.owns),
         ]
 
     def api_key(self, request: Request) -> str | None:
         return request.header("x-goog-api-key") or request.query.get("key")
+
+    def owns(self, request: Request) -> bool:
+        return super().owns(request) or self.api_key(request) is not None
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         error: dict[str, Any] = {"code": status, "message": message, "status": _STATUSES.get(status, "UNKNOWN")}
@@ -59,6 +91,21 @@ class Gemini(Protocol):
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format_seconds(retry_after) + "s"}
             ]
         return JsonReply(status, {"error": error})
+
+    def refuse(self, refusal: Refusal) -> JsonReply:
+        """Google names a refused key in an ``ErrorInfo`` detail, which clients read to tell it from other 400s."""
+        reply = self.error(refusal.status, refusal.message)
+        if refusal.code is not None:
+            reply.body["error"]["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": refusal.code,
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                },
+                {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": refusal.message},
+            ]
+        return reply
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         """The error body as Google sends it inside an SSE stream: bare pretty-printed JSON, no ``data:`` field.
@@ -93,6 +140,26 @@ class Gemini(Protocol):
         for index, piece in enumerate(pieces):
             yield sse(_response(model, ident, [{"text": piece}], completion, final=index == len(pieces) - 1))
 
+    def models(self, request: Request) -> Reply:
+        """One page of the model list; ``nextPageToken`` is the offset of the next page, opaque to clients."""
+        size = request.query.get("pageSize") or str(_DEFAULT_PAGE)
+        token = request.query.get("pageToken") or "0"
+        if not size.isdigit() or int(size) < 1 or not token.isdigit():
+            raise BadRequest("Invalid pageSize or pageToken.")
+        names = list(_MODELS)
+        start, end = int(token), int(token) + int(size)
+        reply: dict[str, Any] = {"models": [_model_card(name) for name in names[start:end]]}
+        if end < len(names):
+            reply["nextPageToken"] = str(end)
+        return JsonReply(200, reply)
+
+    def model(self, request: Request) -> Reply:
+        name = request.params["model"]
+        if name not in _MODELS:
+            version = request.path.split("/")[1]
+            raise BadRequest(f"models/{name} is not found for API version {version}.", 404)
+        return JsonReply(200, _model_card(name))
+
     def embed(self, request: Request) -> Reply:
         return JsonReply(200, {"embedding": _embedding(request.json())})
 
@@ -101,6 +168,22 @@ class Gemini(Protocol):
         if not isinstance(entries, list) or not entries:
             raise BadRequest("* BatchEmbedContentsRequest.requests: at least one request is required")
         return JsonReply(200, {"embeddings": [_embedding(e) for e in entries]})
+
+
+def _model_card(name: str) -> dict[str, Any]:
+    display_name, version, input_limit, output_limit, methods = _MODELS[name]
+    card: dict[str, Any] = {
+        "name": "models/" + name,
+        "version": version,
+        "displayName": display_name,
+        "description": f"{display_name} (emulated).",
+        "inputTokenLimit": input_limit,
+        "outputTokenLimit": output_limit,
+        "supportedGenerationMethods": list(methods),
+    }
+    if "generateContent" in methods:
+        card |= {"temperature": 1, "topP": 0.95, "topK": 64, "maxTemperature": 2}
+    return card
 
 
 def _parse(body: dict[str, Any]) -> Completion:

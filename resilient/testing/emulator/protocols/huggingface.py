@@ -2,7 +2,9 @@
 Inference (``/embed``, ``/rerank``).
 
 TGI's and TEI's OpenAI-compatible routes (``/v1/chat/completions``,
-``/v1/embeddings``) are served by the OpenAI module. ``POST /`` is TGI's
+``/v1/embeddings``) are served by the OpenAI module, which wants a key as
+OpenAI does unless the emulator is made ``keyless={"openai"}``. TGI's 429
+carries no ``Retry-After``, so neither does this one. ``POST /`` is TGI's
 compatibility route (``stream`` in the body picks the answer), which is
 where ``huggingface_hub.InferenceClient(model=url).text_generation`` posts;
 TEI embeddings are at ``/embed``, so that client takes ``model=url + "/embed"``.

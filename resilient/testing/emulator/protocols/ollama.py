@@ -28,6 +28,7 @@ _NS_PER_PROMPT_TOKEN, _NS_PER_OUTPUT_TOKEN = 1_000_000, 20_000_000
 class Ollama(Protocol):
     name: ClassVar[str] = "ollama"
     request_id_prefix = "ollama-"
+    path_prefixes: ClassVar[tuple[str, ...]] = ("/api/",)
 
     def routes(self) -> list[Route]:
         return [

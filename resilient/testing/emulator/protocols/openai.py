@@ -20,7 +20,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse, sse_raw
-from . import Protocol, Quota, Route
+from . import Protocol, Quota, Refusal, Route
 
 __all__ = ["OpenAI", "parse_chat", "text_of"]
 
@@ -43,7 +43,19 @@ _PNG_1X1 = (
 class OpenAI(Protocol):
     name: ClassVar[str] = "openai"
     request_id_prefix = "req_"
+    sends_retry_after = True
     sends_retry_after_ms = True
+    missing_key: ClassVar[Refusal | None] = Refusal(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth"
+        " (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys.",
+    )
+    bad_key: ClassVar[Refusal] = Refusal(
+        401,
+        "Incorrect API key provided: {key}. You can find your API key at https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
+    )
+    path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/",)
 
     def __init__(self, clock: Clock, prefix: str = "/v1") -> None:
         super().__init__(clock)
@@ -62,7 +74,14 @@ class OpenAI(Protocol):
     # -- errors and headers ------------------------------------------------------
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
-        kind, code = _ERROR_TYPES.get(status, ("server_error", None))
+        return self._error(status, message, _ERROR_TYPES.get(status, ("server_error", None))[1])
+
+    def refuse(self, refusal: Refusal) -> JsonReply:
+        # A missing key and an unknown path have code null; only a wrong key says invalid_api_key.
+        return self._error(refusal.status, refusal.message, refusal.code)
+
+    def _error(self, status: int, message: str, code: str | None) -> JsonReply:
+        kind = _ERROR_TYPES.get(status, ("server_error", None))[0]
         return JsonReply(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
@@ -259,13 +278,26 @@ def _usage(completion: Completion) -> dict[str, int]:
 
 
 def _embedding_inputs(value: Any) -> list[str]:
+    """The texts to embed: a string, strings, or token ids (one array, or one array per input), as the API takes.
+
+    Token arrays are what tiktoken-based clients send (langchain-openai does
+    by default); the emulator embeds their ids' text, deterministic as any.
+    """
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return value
-    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+    if _is_tokens(value):
         return [" ".join(map(str, value))]
-    raise BadRequest("'input' must be a string or a non-empty array of strings.")
+    if isinstance(value, list) and value and all(_is_tokens(v) for v in value):
+        return [" ".join(map(str, tokens)) for tokens in value]
+    raise BadRequest(
+        "'input' must be a string, an array of strings, an array of token ids or an array of token id arrays."
+    )
+
+
+def _is_tokens(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
 
 
 def _required_str(body: dict[str, Any], name: str) -> str:

@@ -15,7 +15,7 @@ from resilient.clock import Clock
 
 from .. import content
 from ..exchange import BadRequest, JsonReply, Reply, Request
-from . import Route
+from . import Protocol, Refusal, Route
 from .openai import OpenAI
 
 __all__ = ["OpenVINO"]
@@ -25,7 +25,13 @@ _NUMERIC = {"FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", 
 
 
 class OpenVINO(OpenAI):
+    """A local server: no key needed, no rate-limit or retry headers, its own ``{"error": "..."}`` body."""
+
     name: ClassVar[str] = "openvino"
+    sends_retry_after = sends_retry_after_ms = False
+    missing_key: ClassVar[Refusal | None] = None
+    bad_key: ClassVar[Refusal] = Protocol.bad_key
+    path_prefixes: ClassVar[tuple[str, ...]] = ("/v3/", "/v2/")
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock, prefix="/v3")
@@ -40,7 +46,7 @@ class OpenVINO(OpenAI):
             self.route("POST", model + "/infer", self.infer),
         ]
 
-    def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
+    def _error(self, status: int, message: str, code: str | None) -> JsonReply:
         return JsonReply(status, {"error": message})
 
     def metadata(self, request: Request) -> Reply:
