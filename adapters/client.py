@@ -1,7 +1,8 @@
 """Prebuilt clients: an adapter's functions behind the recommended stack, for one import.
 
 ``anthropic.Client()`` (and the same in every keyed adapter) wraps the
-module's ``chat``, ``stream_chat`` and ``embed`` in queue → circuit →
+module's call functions (``chat``, ``stream_chat``, ``embed``, ``generate``...,
+whichever it has) in queue → circuit →
 backoff → key pool, outermost first, with the defaults the toolkit was
 specified with: 5 concurrent calls, 100 waiting, 5 retries from 1 s doubling
 to 16 s, a breaker opening after 5 consecutive provider faults for 30 s.

@@ -299,6 +299,7 @@ def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
         "tool_calls": calls,
         "usage": _usage(data.get("usageMetadata"), response),
         "request_id": _http.provider_request_id(response) or data.get("responseId"),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -381,6 +382,7 @@ def _final(
         "tool_calls": calls,
         "usage": usage,
         "request_id": _http.provider_request_id(response),
+        "rate_limit": _http.rate_limits(response),
     }
 
 

@@ -65,6 +65,7 @@ def generate_text(
         "tool_calls": [],
         "usage": _usage(details, response),
         "request_id": _http.provider_request_id(response),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -113,6 +114,7 @@ def stream_generate_text(
                 "tool_calls": [],
                 "usage": _usage(details, response),
                 "request_id": _http.provider_request_id(response),
+                "rate_limit": _http.rate_limits(response),
             }
             return
     raise _http.stream_cut(response, PROVIDER, "the event with generated_text")

@@ -75,6 +75,7 @@ def chat(
         "tool_calls": calls,
         "usage": _usage(data, response),
         "request_id": _http.provider_request_id(response),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -130,6 +131,7 @@ def generate(
         "tool_calls": [],
         "usage": _usage(data, response),
         "request_id": _http.provider_request_id(response),
+        "rate_limit": _http.rate_limits(response),
         "raw": data,
     }
 
@@ -330,6 +332,7 @@ def _lines(response: requests.Response, field: str) -> Iterator[dict[str, Any]]:
                 "tool_calls": calls,
                 "usage": _usage(line, response),
                 "request_id": _http.provider_request_id(response),
+                "rate_limit": _http.rate_limits(response),
             }
             return
     raise _http.stream_cut(response, PROVIDER, 'a line with "done": true')

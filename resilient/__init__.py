@@ -39,7 +39,7 @@ from .errors import (
     parse_retry_after,
 )
 from .keys import keys_from_env
-from .layer import describe
+from .layer import describe, layer, layers
 from .multiplex import KeyPool, MultiplexPolicy, multiplex
 from .near_miss import NearMissGuard
 from .priorities import Priority, current_priority, priority
@@ -109,6 +109,8 @@ __all__ = [
     "current_priority",
     "current_request_id",
     "describe",
+    "layer",
+    "layers",
     "fingerprint",
     "keys_from_env",
     "multiplex",

@@ -37,7 +37,7 @@ from typing import Any, TypeVar, overload
 
 from . import clock as _clock
 from .errors import RateLimitError, classify
-from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
+from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, check_target, kind_of
 from .policy import Policy, at_least, non_negative_float, non_negative_int, one_of, optional, positive_float
 from .retry_budget import RetryBudget
 from .throttle import ThrottleGate
@@ -424,6 +424,7 @@ def backoff(fn: Any = None, /, *, clock: _clock.Clock | None = None, rng: random
     validated now and tunable later through ``fn.policy``. ``rng`` (a
     :class:`random.Random`) makes jitter reproducible in tests.
     """
+    check_target("backoff", fn)
 
     def decorate(func: F) -> F:
         return Backoff(BackoffPolicy(**policy), clock=clock, rng=rng).wrap(func)

@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from . import clock as _clock
 from .errors import copy_for_caller
-from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
+from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, check_target, kind_of
 from .policy import Policy, non_negative_float, positive_int
 
 __all__ = ["batched", "Batched", "BatchedPolicy", "BatchLengthError"]
@@ -294,6 +294,7 @@ def batched(
 
     ``clock`` is the clock the gathering wait runs on (default: the current toolkit clock).
     """
+    check_target("batched", fn)
 
     def decorate(func: F) -> F:
         return Batched(BatchedPolicy(max_batch_size=max_batch_size, batch_timeout=batch_timeout), clock=clock).wrap(func)

@@ -53,7 +53,7 @@ import pybreaker
 from . import clock as _clock
 from .errors import CircuitOpenError, NoKeyAvailableError, QueueFullError, QueueTimeoutError, classify
 from .guard import guarded
-from .layer import Layer, attach
+from .layer import Layer, attach, check_target
 from .policy import Policy, fraction, non_negative_float, optional, positive_int
 
 __all__ = ["circuit", "Circuit", "CircuitPolicy", "CLOSED", "OPEN", "HALF_OPEN"]
@@ -343,6 +343,7 @@ def circuit(fn: Any = None, /, *, name: str | None = None, clock: _clock.Clock |
     one breaker between functions, create a :class:`Circuit` and decorate
     with it.
     """
+    check_target("circuit", fn)
     if fn is not None:
         return Circuit(name=name or getattr(fn, "__qualname__", None), clock=clock, **policy)(fn)
 

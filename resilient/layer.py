@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .policy import Policy
 
-__all__ = ["Layer", "attach", "describe", "layer_of", "SYNC", "ASYNC", "GEN", "ASYNC_GEN", "kind_of"]
+__all__ = ["Layer", "attach", "describe", "layer", "layers", "layer_of", "SYNC", "ASYNC", "GEN", "ASYNC_GEN", "kind_of"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,28 +73,60 @@ def attach(wrapper: F, wrapped: Callable[..., Any], layer: Layer) -> F:
     return wrapper
 
 
+def check_target(decorator: str, fn: Any) -> None:
+    """Refuse ``@decorator("high")``: settings are keywords, the one positional is the function.
+
+    Without this a string passed positionally is taken for the function and
+    fails only at the first call, with ``'str' object is not callable``.
+    """
+    if fn is not None and not callable(fn):
+        raise TypeError(
+            f"{decorator}() takes its settings as keywords (e.g. {decorator}(name=value)); "
+            f"its only positional argument is the function to decorate, got a {type(fn).__name__}"
+        )
+
+
 def layer_of(fn: Callable[..., Any]) -> Layer | None:
     """The layer a wrapper belongs to, if ``fn`` is one of ours."""
     return getattr(fn, "__resilient_layer__", None)
 
 
-def describe(fn: Callable[..., Any]) -> list[dict[str, Any]]:
-    """Every layer of a decorated stack, outermost first: name, policy and stats.
+def layers(fn: Callable[..., Any]) -> list[Layer]:
+    """The layers of a decorated stack, outermost first.
 
     Layers that are not ours (a user's own decorator in between) are skipped
     as long as they set ``__wrapped__``, as :func:`functools.wraps` does.
     """
-    layers = []
+    found: list[Layer] = []
     seen: set[int] = set()
-    previous: Layer | None = None
     current: Any = fn
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         layer = layer_of(current)
         # functools.wraps on a foreign decorator copies our attributes onto
         # it; the same layer met twice in a row is that copy, not a new layer.
-        if layer is not None and layer is not previous:
-            layers.append({"layer": layer.kind, "name": layer.name, "policy": layer.policy.as_dict(), "stats": layer.stats()})
-        previous = layer
+        if layer is not None and (not found or layer is not found[-1]):
+            found.append(layer)
         current = getattr(current, "__wrapped__", None)
-    return layers
+    return found
+
+
+def layer(fn: Callable[..., Any], kind: str) -> Layer:
+    """The outermost layer of ``kind`` (``"backoff"``, ``"circuit"``, ...) in ``fn``'s stack.
+
+    ``fn.policy`` and ``fn.stats()`` are the outermost layer's; this reaches
+    the others: ``layer(ask, "backoff").policy.max_retries = 3``.
+    """
+    stack = layers(fn)
+    for candidate in stack:
+        if candidate.kind == kind:
+            return candidate
+    raise LookupError(f"no {kind!r} layer in this stack; it has {[c.kind for c in stack] or 'none of ours'}")
+
+
+def describe(fn: Callable[..., Any]) -> list[dict[str, Any]]:
+    """Every layer of a decorated stack, outermost first: name, policy and stats."""
+    return [
+        {"layer": found.kind, "name": found.name, "policy": found.policy.as_dict(), "stats": found.stats()}
+        for found in layers(fn)
+    ]

@@ -14,7 +14,7 @@ changes the answer:
 ``entity``     a name, acronym or identifier in one is missing from the other
 ``qualifier``  one adds a specific restriction the other lacks ("... in Python", "... for kids")
 
-It is pure Python on a few dozen words (tens of microseconds), far below the
+It is pure Python on a few dozen words (about 0.1 ms; bench/RESULTS.md), far below the
 cost of the embedding it double-checks. It errs on the side of vetoing: a
 veto costs one upstream call, a wrong hit serves a wrong answer.
 """

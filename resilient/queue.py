@@ -15,7 +15,8 @@ Aging keeps low calls from starving: a waiter gains one priority level per
 order of two waiters never changes while they wait, so each waiter gets a
 fixed rank when it arrives, ``arrival time + priority * aging``, and a heap
 serves the lowest rank: no re-sorting, no timer. A low call is overtaken only
-by high calls that arrive less than ``2 * aging`` seconds after it.
+by high calls that arrive less than ``2 * aging`` seconds after it, and by
+normal calls that arrive less than ``aging`` seconds after it.
 
 No polling and no background thread: a thread waits on its own lock, a task
 on its own future, and whoever frees a slot hands it directly to the next
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 from . import clock as _clock
 from .errors import QueueFullError, QueueTimeoutError
 from .guard import guarded
-from .layer import Layer, attach
+from .layer import Layer, attach, check_target
 from .policy import Policy, non_negative_float, non_negative_int, optional, positive_float, positive_int
 from .priorities import Priority, as_priority, current_priority
 
@@ -448,6 +449,7 @@ def queued(
     ``timeout`` are then this function's own defaults. A
     ``with resilient.priority(...)`` block overrides the priority per call.
     """
+    check_target("queued", fn)
     if queue is not None:
         clash = [k for k, v in (("max_concurrent", max_concurrent), ("queue_size", queue_size), ("aging", aging)) if v is not _UNSET]
         if clash:

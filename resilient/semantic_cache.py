@@ -70,7 +70,7 @@ import numpy as np
 
 from . import clock as _clock
 from .embeddings import SentenceTransformerEmbedder, default_embedder
-from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
+from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, check_target, kind_of
 from .near_miss import NearMissGuard
 from .policy import Policy, optional, positive_float, positive_int
 from .stores import RecordLog, RedisStore, StoreUnavailable
@@ -1210,6 +1210,7 @@ def semantic_cache(
     object has no name of its own: with ``store=`` it needs ``name=``
     (``ValueError`` otherwise).
     """
+    check_target("semantic_cache", fn)
 
     shared = _as_store(store)  # one connection for every function this decorator wraps
 

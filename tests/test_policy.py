@@ -6,6 +6,7 @@ import functools
 
 import pytest
 
+import resilient
 from resilient import BackoffPolicy, Circuit, backoff, circuit, describe
 
 
@@ -74,6 +75,23 @@ def test_describe_lists_layers_outermost_first_through_foreign_decorators() -> N
     assert layers[0]["stats"]["successes"] == 1
 
 
+def test_layer_reaches_an_inner_layer_of_a_stack() -> None:
+    # ask.policy is the outermost layer's (the circuit's); layer() finds the backoff under it.
+    @circuit(name="llm")
+    @backoff(max_retries=2)
+    def ask():
+        return "ok"
+
+    retry = resilient.layer(ask, "backoff")
+    retry.policy.max_retries = 7
+
+    assert describe(ask)[1]["policy"]["max_retries"] == 7
+    assert resilient.layer(ask, "circuit").policy is ask.policy
+    assert [found.kind for found in resilient.layers(ask)] == ["circuit", "backoff"]
+    with pytest.raises(LookupError, match="'queue'.*circuit.*backoff"):
+        resilient.layer(ask, "queue")
+
+
 def test_describe_of_an_undecorated_function_is_empty() -> None:
     assert describe(len) == []
 
@@ -88,3 +106,10 @@ def test_decorated_function_keeps_its_name_and_doc() -> None:
 
     assert ask.__name__ == "ask"
     assert ask.__doc__ == "Ask the model."
+
+
+@pytest.mark.parametrize("decorator", ["queued", "backoff", "circuit", "semantic_cache", "batched"])
+def test_a_setting_passed_positionally_is_a_clear_type_error_at_once(decorator: str) -> None:
+    # @queued("high") would otherwise take "high" for the function and fail at the first call.
+    with pytest.raises(TypeError, match=f"{decorator}\\(\\) takes its settings as keywords"):
+        getattr(resilient, decorator)("high")
