@@ -94,6 +94,47 @@ def test_tool_result_gets_a_text_answer(client):
     assert second.stop_reason == "end_turn"
 
 
+def tool_use_turn(*ids):
+    return {"role": "assistant", "content": [{"type": "tool_use", "id": i, "name": "get_weather", "input": {}} for i in ids]}
+
+
+def tool_results(*ids):
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": "sunny"} for i in ids]}
+
+
+@pytest.mark.parametrize(
+    ("messages", "where", "ident"),
+    [
+        ([{"role": "user", "content": "Paris?"}, tool_results("toolu_1")], "messages.1.content.0", "toolu_1"),
+        (
+            [{"role": "user", "content": "Paris?"}, tool_use_turn("toolu_1"), tool_results("toolu_1", "toolu_9")],
+            "messages.2.content.1",
+            "toolu_9",
+        ),
+    ],
+    ids=["no tool_use before it", "answers another id"],
+)
+def test_a_tool_result_that_answers_no_tool_use_is_refused(client, messages, where, ident):
+    """A history that lost the assistant's turn, or mixed up ids, gets the API's 400 naming the block."""
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="claude-test", max_tokens=64, tools=[TOOL], messages=messages)
+    assert caught.value.body["error"] == {
+        "type": "invalid_request_error",
+        "message": f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {ident}. Each `tool_result`"
+        " block must have a corresponding `tool_use` block in the previous message.",
+    }
+
+
+def test_a_tool_use_left_unanswered_by_the_next_message_is_refused(client):
+    messages = [{"role": "user", "content": "Paris and Rome?"}, tool_use_turn("toolu_1", "toolu_2"), tool_results("toolu_2")]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="claude-test", max_tokens=64, tools=[TOOL], messages=messages)
+    assert caught.value.body["error"]["message"] == (
+        "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1. Each"
+        " `tool_use` block must have a corresponding `tool_result` block in the next message."
+    )
+
+
 def test_rate_limit_raises_the_clients_own_error(client, emulator, fake_clock):
     emulator.add_fault("rate_limit", rps=2, burst=1)
     ask(client)

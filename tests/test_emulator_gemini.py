@@ -7,7 +7,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from resilient.testing.emulator.content import answer, count_tokens
+from resilient.testing.emulator.content import answer, count_tokens, tokens
 
 KEY = "AIzaTest0123456789abcdefghijkl"
 
@@ -30,6 +30,24 @@ def test_stream_generate_content(client):
     chunks = list(client.models.generate_content_stream(model="gemini-2.0-flash", contents="What is a prime?"))
     assert "".join(c.text for c in chunks) == answer("What is a prime?")[0]
     assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+
+
+def test_stream_events_end_their_lines_in_crlf_as_googles_do(emulator):
+    """Google frames events as ``data: {...}\\r\\n\\r\\n``: a reader that splits on ``\\n\\n`` must fail here too."""
+    body = {"contents": [{"parts": [{"text": "What is a prime?"}]}]}
+    url = emulator.url + "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    raw = httpx.post(url, json=body, headers={"x-goog-api-key": KEY}).content
+    events = raw.split(b"\r\n\r\n")
+    assert events[-1] == b"" and len(events) - 1 == len(tokens(answer("What is a prime?")[0]))
+    assert all(e.startswith(b"data: {") and b"\n" not in e for e in events[:-1])
+
+
+def test_a_wrong_shape_fault_keeps_the_streams_crlf_framing(emulator):
+    emulator.add_fault("malformed", mode="wrong_shape")
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    url = emulator.url + "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    raw = httpx.post(url, json=body, headers={"x-goog-api-key": KEY}).content
+    assert raw.startswith(b'data: {"emulator":') and raw.endswith(b"}\r\n\r\n") and b"}\n\n" not in raw
 
 
 def test_function_call(client):
@@ -71,7 +89,7 @@ def test_an_error_mid_stream_is_bare_json_that_the_official_client_raises(client
         json={"contents": [{"parts": [{"text": "What is a prime?"}]}]},
         headers={"x-goog-api-key": KEY},
     ).text
-    assert raw.startswith("data: {") and '\n\n{\n  "error": {\n    "code": 429,' in raw  # as Google sends it: no data: field
+    assert raw.startswith("data: {") and '\r\n\r\n{\n  "error": {\n    "code": 429,' in raw  # as Google sends it: no data: field
 
     with pytest.raises(errors.ClientError) as caught:
         list(client.models.generate_content_stream(model="gemini-2.0-flash", contents="What is a prime?"))
@@ -85,19 +103,79 @@ def test_key_in_query_string_is_recognised_and_fingerprinted(emulator):
     assert emulator.requests[-1].key == "AIza…ijkl"
 
 
-def test_missing_contents_is_invalid_argument(emulator):
-    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json={}, headers={"x-goog-api-key": KEY})
-    assert reply.status_code == 400 and reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+@pytest.mark.parametrize("body", [{}, {"contents": []}], ids=["missing", "empty"])
+def test_no_contents_is_invalid_argument(emulator, body):
+    """google-genai refuses empty contents itself; a hand-written client reaches the API, which answers this."""
+    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json=body, headers={"x-goog-api-key": KEY})
+    assert reply.status_code == 400
+    assert reply.json()["error"] == {
+        "code": 400,
+        "message": "* GenerateContentRequest.contents: contents is not specified\n",
+        "status": "INVALID_ARGUMENT",
+    }
 
 
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer " + KEY}], ids=["no key", "key as a Bearer token"])
-def test_a_request_without_a_key_is_permission_denied(emulator, headers):
+@pytest.mark.parametrize(
+    ("role", "message"),
+    [("assistant", "Please use a valid role: user, model."), ("system", "Content with system role is not supported.")],
+)
+def test_a_turn_with_an_openai_role_is_invalid_argument(client, role, message):
+    """The classic OpenAI-to-Gemini translation slip: the API refuses it, so a test against the emulator must fail too."""
+    history = [
+        types.Content(role="user", parts=[types.Part(text="hi")]),
+        types.Content(role=role, parts=[types.Part(text="hello")]),
+        types.Content(role="user", parts=[types.Part(text="again")]),
+    ]
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model="gemini-2.0-flash", contents=history)
+    assert (caught.value.code, caught.value.status, caught.value.message) == (400, "INVALID_ARGUMENT", message)
+
+
+def test_a_turn_without_parts_is_invalid_argument(emulator):
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": []}]}
+    reply = httpx.post(emulator.url + "/v1beta/models/m:generateContent", json=body, headers={"x-goog-api-key": KEY})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["message"] == "* GenerateContentRequest.contents[1].parts: contents.parts must not be empty.\n"
+
+
+def test_a_multi_turn_history_with_model_and_function_turns_is_answered(client):
+    """The roles the API takes: ``model`` for its own turns, ``function`` (older clients) or ``user`` for results."""
+    history = [
+        types.Content(role="user", parts=[types.Part(text="Weather in Rome?")]),
+        types.Content(role="model", parts=[types.Part.from_function_call(name="get_weather", args={"city": "Rome"})]),
+        types.Content(role="function", parts=[types.Part.from_function_response(name="get_weather", response={"t": 21})]),
+    ]
+    assert client.models.generate_content(model="gemini-2.0-flash", contents=history).text
+
+
+def test_a_request_without_a_key_is_permission_denied(emulator):
     body = {"contents": [{"parts": [{"text": "hi"}]}]}
-    reply = httpx.post(emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent", json=body, headers=headers)
+    reply = httpx.post(emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent", json=body)
     assert reply.status_code == 403
     error = reply.json()["error"]
     assert (error["code"], error["status"]) == (403, "PERMISSION_DENIED")
     assert error["message"].startswith("Method doesn't allow unregistered callers")
+
+
+def test_an_api_key_sent_as_a_bearer_token_is_unauthenticated(emulator):
+    """Google reads a Bearer token as OAuth credentials: an API key sent the OpenAI way is 401, not "no key"."""
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    url = emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent"
+    reply = httpx.post(url, json=body, headers={"authorization": "Bearer " + KEY})
+    assert reply.status_code == 401
+    error = reply.json()["error"]
+    assert (error["code"], error["status"]) == (401, "UNAUTHENTICATED")
+    assert error["message"] == (
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid"
+        " authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+    )
+    assert error["details"][0]["reason"] == "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+
+
+def test_an_oauth_access_token_is_accepted_as_credentials(emulator):
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    url = emulator.url + "/v1beta/models/gemini-2.0-flash:generateContent"
+    assert httpx.post(url, json=body, headers={"authorization": "Bearer ya29.a0AfH6SMBtest"}).status_code == 200
 
 
 def test_a_refused_key_is_400_api_key_invalid(client, emulator):

@@ -79,6 +79,79 @@ def test_tool_call_then_answer(client):
     assert second.choices[0].message.content
 
 
+TOOL_TURN_REFUSED = "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+
+
+def tool_call_turn(*ids):
+    calls = [{"id": i, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}} for i in ids]
+    return {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "Weather?"}, {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
+        [
+            {"role": "user", "content": "Weather?"},
+            tool_call_turn("call_1"),
+            {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
+        ],
+    ],
+    ids=["no assistant turn with tool_calls", "answers another call id"],
+)
+def test_a_tool_message_that_answers_no_call_is_refused(client, messages):
+    """An agent loop that drops the assistant turn, or mixes up call ids, gets the API's 400, typo included."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=messages)
+    assert caught.value.body == {
+        "message": TOOL_TURN_REFUSED,
+        "type": "invalid_request_error",
+        "param": f"messages.[{len(messages) - 1}].role",
+        "code": None,
+    }
+
+
+def test_a_tool_call_left_unanswered_is_refused(client):
+    messages = [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        tool_call_turn("call_1", "call_2"),
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "user", "content": "And?"},
+    ]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=messages)
+    assert caught.value.body["message"] == (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'."
+        " The following tool_call_ids did not have response messages: call_2"
+    )
+    assert caught.value.body["param"] == "messages.[3].role"
+
+
+def test_parallel_tool_calls_answered_in_any_order_are_accepted(client):
+    messages = [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        tool_call_turn("call_1", "call_2"),
+        {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    reply = client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=messages)
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_an_unknown_role_is_refused_naming_the_allowed_ones(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."}, {"role": "model", "content": "hi"}]
+        )
+    assert caught.value.body == {
+        "message": "Invalid value: 'model'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool',"
+        " and 'developer'.",
+        "type": "invalid_request_error",
+        "param": "messages[1].role",
+        "code": "invalid_value",
+    }
+
+
 def test_streamed_tool_call_arguments_are_valid_json(client):
     chunks = list(ask(client, "Weather in Paris", tools=[WEATHER_TOOL], stream=True))
     calls = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]

@@ -26,6 +26,16 @@ def test_ovms_v3_chat_with_the_openai_client(emulator):
     assert {r.provider for r in emulator.requests} == {"openvino"}
 
 
+def test_ovms_sends_no_rate_limit_headers_even_under_a_rate_limit(emulator, http, fake_clock):
+    """The /v3 routes are OpenAI's handlers, but OVMS has no x-ratelimit-* headers to inherit."""
+    emulator.add_fault("rate_limit", rps=1, burst=1, provider="openvino")
+    body = {"model": "llama", "messages": [{"role": "user", "content": "hi"}]}
+    passed = http.post(emulator.url + "/v3/chat/completions", json=body)
+    refused = http.post(emulator.url + "/v3/chat/completions", json=body)
+    assert (passed.status_code, refused.status_code) == (200, 429)
+    assert [h for r in (passed, refused) for h in r.headers if h.startswith("x-ratelimit")] == []
+
+
 def test_kserve_infer_text_gives_embeddings_and_numbers_are_echoed(emulator, http):
     body = {
         "id": "42",

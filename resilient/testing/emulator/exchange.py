@@ -18,12 +18,19 @@ __all__ = ["Request", "JsonReply", "StreamReply", "Reply", "BadRequest"]
 
 
 class BadRequest(Exception):
-    """The client sent something the provider would reject; answered with the provider's own 400 body."""
+    """The client sent something the provider would reject; answered with the provider's own 400 body.
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    ``param`` and ``code`` are the offending field and the machine-readable
+    reason, for providers whose error bodies name them (OpenAI's); the
+    others ignore them.
+    """
+
+    def __init__(self, message: str, status: int = 400, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.param = param
+        self.code = code
 
 
 @dataclass

@@ -3,6 +3,11 @@
 Server-sent events (OpenAI, Anthropic, TGI, Gemini) and newline-delimited
 JSON (Ollama) are the two framings; each protocol module only decides what
 goes in the events.
+
+SSE lines may end in LF or CRLF, and providers differ: Google ends Gemini's
+in CRLF (``data: {...}\r\n\r\n``), the others in LF. Each protocol sends
+its provider's, so a hand-written reader that splits on ``\n\n`` fails
+against the emulator as it would against the service.
 """
 
 from __future__ import annotations
@@ -11,21 +16,23 @@ from typing import Any
 
 from .content import dumps
 
-__all__ = ["sse", "sse_raw", "ndjson", "SSE", "NDJSON"]
+__all__ = ["sse", "sse_raw", "ndjson", "SSE", "NDJSON", "LF", "CRLF"]
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
+LF = "\n"
+CRLF = "\r\n"
 
 
-def sse(data: Any, event: str | None = None) -> bytes:
-    """One SSE event carrying ``data`` as compact JSON, with an optional ``event:`` name."""
-    return sse_raw(dumps(data), event)
+def sse(data: Any, event: str | None = None, *, newline: str = LF) -> bytes:
+    """One SSE event carrying ``data`` as compact JSON, with an optional ``event:`` name; lines end in ``newline``."""
+    return sse_raw(dumps(data), event, newline=newline)
 
 
-def sse_raw(data: str, event: str | None = None) -> bytes:
+def sse_raw(data: str, event: str | None = None, *, newline: str = LF) -> bytes:
     """One SSE event whose data is sent verbatim (``[DONE]``, or a deliberately broken payload)."""
-    head = f"event: {event}\n" if event else ""
-    return f"{head}data: {data}\n\n".encode()
+    head = f"event: {event}{newline}" if event else ""
+    return f"{head}data: {data}{newline}{newline}".encode()
 
 
 def ndjson(value: Any) -> bytes:
@@ -49,7 +56,7 @@ def malform_piece(piece: bytes, mode: str, shape: Any = WRONG_SHAPE) -> bytes:
     if mode == "wrong_shape":
         if piece.startswith(b"data: ") or b"\ndata: " in piece:
             head = piece.split(b"data: ", 1)[0]
-            return head + sse_raw(dumps(shape))
+            return head + sse_raw(dumps(shape), newline=CRLF if piece.endswith(b"\r\n") else LF)
         return ndjson(shape)
     cut = piece.rfind(b"}")
     return piece[:cut] + piece[cut + 1 :] if cut >= 0 else piece

@@ -207,9 +207,10 @@ class Emulator:
         route, request.params = matched
         protocol = route.protocol
         key = protocol.api_key(request)
-        if key is None and protocol.missing_key is not None and protocol.name not in self.keyless:
+        refusal = None if protocol.name in self.keyless else protocol.unauthenticated(request)
+        if refusal is not None:
             # The provider's front door turns a keyless request away before anything else: no fault, no quota spent.
-            refused = protocol.refuse(protocol.missing_key)
+            refused = protocol.refuse(refusal)
             protocol.stamp(refused, protocol.request_id_prefix + request.id)
             self._record(RequestRecord(arrived, protocol.name, method, split.path, fingerprint(None), refused.status, False, ()))
             handler.send_json(refused.status, refused.body, refused.headers)
@@ -267,7 +268,7 @@ class Emulator:
         try:
             return route.handler(request)
         except BadRequest as exc:
-            return protocol.error(exc.status, exc.message)
+            return protocol.bad_request(exc)
         except Exception:  # a bug in the emulator must still answer like the provider, not with a traceback
             log.exception("emulator handler failed for %s %s", request.method, request.path)
             return protocol.error(500, "The emulator failed to handle this request.")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from resilient.clock import Clock
-from ..exchange import JsonReply, Reply, Request
+from ..exchange import BadRequest, JsonReply, Reply, Request
 
 __all__ = ["Protocol", "Route", "Quota", "Refusal", "all_routes", "format_seconds", "utc_timestamp"]
 
@@ -104,12 +104,24 @@ class Protocol:
     def api_key(self, request: Request) -> str | None:
         return request.bearer_token()
 
+    def unauthenticated(self, request: Request) -> Refusal | None:
+        """The front door's answer to a request without usable credentials, or None to let it in.
+
+        By default that is :attr:`missing_key` when no key came; providers that
+        tell kinds of bad credentials apart (Google) override.
+        """
+        return self.missing_key if self.api_key(request) is None else None
+
     def owns(self, request: Request) -> bool:
         """Whether a request on a path no route serves was meant for this provider, so gets its 404 body."""
         return request.path.startswith(self.path_prefixes) if self.path_prefixes else False
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         raise NotImplementedError
+
+    def bad_request(self, problem: BadRequest) -> JsonReply:
+        """The provider's answer to a request its handler refused; protocols whose bodies name the field override."""
+        return self.error(problem.status, problem.message)
 
     def refuse(self, refusal: Refusal) -> JsonReply:
         """The provider's answer to a refusal; protocols whose provider names it override to put ``refusal.code``."""

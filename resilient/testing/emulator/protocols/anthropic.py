@@ -6,6 +6,10 @@ the official SDK, 2.x, sends ``api_key``); without either the answer is 401
 ``anthropic-version`` or ``x-api-key`` is Anthropic's, as only its SDK sends
 those. Error bodies carry the ``request_id`` of the ``request-id`` header.
 
+Tool turns must pair up as the API requires: each ``tool_result`` answers a
+``tool_use`` of the message just before it, and each ``tool_use`` is
+answered in the next message; otherwise the answer is the API's 400.
+
 Streams send every event type in the documented order (``message_start``,
 ``content_block_start``, ``ping``, ``content_block_delta``,
 ``content_block_stop``, ``message_delta``, ``message_stop``), and an
@@ -216,6 +220,7 @@ def _parse(body: dict[str, Any], max_tokens: int | None) -> Completion:
         texts.append(text)
         if message["role"] == "user" and text:
             question = text
+    _check_tool_turns(messages)
     last = messages[-1].get("content")
     answered = isinstance(last, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last)
     tools = [Tool(t["name"], t.get("input_schema") or {}) for t in body.get("tools") or [] if isinstance(t, dict) and "name" in t]
@@ -224,6 +229,43 @@ def _parse(body: dict[str, Any], max_tokens: int | None) -> Completion:
     return content.complete(
         "\n".join(texts), question, max_tokens=max_tokens, tools=tools, tool_choice=forced, tool_answered=answered
     )
+
+
+def _check_tool_turns(messages: list[dict[str, Any]]) -> None:
+    """Refuse, in Anthropic's words, tool turns that do not pair up: a ``tool_result`` answering no ``tool_use`` of
+    the previous message, or a ``tool_use`` whose next message does not answer it.
+
+    A conversation that lost or reordered a turn (a trimmed history, a
+    crashed agent step) is a 400 from the API; the emulator must refuse it
+    too, or the bug ships. A ``tool_use`` in the last message is left alone:
+    only a following message can leave it unanswered.
+    """
+    for index in range(1, len(messages)):
+        asked = [b.get("id") for _, b in _blocks_of(messages[index - 1], "tool_use")]
+        results = _blocks_of(messages[index], "tool_result")
+        for position, block in results:
+            if block.get("tool_use_id") not in asked:
+                raise BadRequest(
+                    f"messages.{index}.content.{position}: unexpected `tool_use_id` found in `tool_result` blocks:"
+                    f" {block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` block"
+                    " in the previous message."
+                )
+        answered = {b.get("tool_use_id") for _, b in results}
+        unanswered = [str(ident) for ident in asked if ident not in answered]
+        if unanswered:
+            raise BadRequest(
+                f"messages.{index - 1}: `tool_use` ids were found without `tool_result` blocks immediately after:"
+                f" {', '.join(unanswered)}. Each `tool_use` block must have a corresponding `tool_result` block in the"
+                " next message."
+            )
+
+
+def _blocks_of(message: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """The message's content blocks of one type, with their positions (a string content has none)."""
+    blocks = message.get("content")
+    if not isinstance(blocks, list):
+        return []
+    return [(i, b) for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("type") == kind]
 
 
 def _text(value: Any) -> str:

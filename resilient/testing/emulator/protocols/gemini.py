@@ -2,14 +2,21 @@
 ``embedContent``, ``batchEmbedContents``, and ``models`` (list, get); key by ``x-goog-api-key`` or ``?key=``.
 
 No key is 403 ``PERMISSION_DENIED``; a key Google does not know is 400
-``INVALID_ARGUMENT`` with an ``ErrorInfo`` reason ``API_KEY_INVALID``, as the
-API answers them. ``/v1/models/...`` is also OpenAI's path: there a request
+``INVALID_ARGUMENT`` with an ``ErrorInfo`` reason ``API_KEY_INVALID``; a
+Bearer token that is not an OAuth access token (an API key sent the OpenAI
+way) is 401 ``UNAUTHENTICATED``, as the API answers them. ``/v1/models/...`` is also OpenAI's path: there a request
 is Gemini's when it carries a Google key (``/v1beta`` and ``/v1alpha`` are
 Gemini's alone).
 
+Requests are refused where the API refuses them, in its words: no
+``contents``, a turn without parts, and a turn whose role is not the API's
+(``assistant`` or ``system``, the usual slips of a client translated from
+OpenAI's format).
+
 Errors follow Google's ``{"error": {"code", "message", "status"}}`` shape; a
 429 carries a ``RetryInfo`` detail with the exact ``retryDelay``, which is
-where Google puts the retry hint: no ``Retry-After`` header. Inside a stream the error body is written
+where Google puts the retry hint: no ``Retry-After`` header. Stream events end their lines in CRLF
+(``data: {...}\r\n\r\n``), as Google's do; inside a stream the error body is written
 bare (indented JSON lines, no ``data:`` prefix), as the API does.
 """
 
@@ -22,7 +29,7 @@ from typing import Any, ClassVar
 from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
-from ..framing import sse
+from ..framing import CRLF, sse
 from . import Protocol, Refusal, Route, format_seconds
 
 __all__ = ["Gemini"]
@@ -54,6 +61,10 @@ _MODELS: dict[str, tuple[str, str, int, int, list[str]]] = {
     "gemini-embedding-001": ("Gemini Embedding 001", "001", 2_048, 1, ["embedContent", "countTextTokens", "countTokens"]),
 }
 _DEFAULT_PAGE = 50
+_OAUTH_TOKEN_PREFIX = "ya29."  # Google's OAuth 2 access tokens
+# "function" is not in Google's error message, but the API has taken it for function responses (older REST
+# examples and clients send it), so refusing it would fail requests the service answers.
+_ROLES = ("user", "model", "function")
 
 
 class Gemini(Protocol):
@@ -66,6 +77,14 @@ class Gemini(Protocol):
         " Please use API Key or other form of API consumer identity to call this API.",
     )
     bad_key: ClassVar[Refusal] = Refusal(400, "API key not valid. Please pass a valid API key.", code="API_KEY_INVALID")
+    #: A Bearer token that is not an OAuth access token, such as an OpenAI-style client sending the API key
+    #: where OpenAI wants it: Google reads it as OAuth credentials and refuses them.
+    invalid_credentials: ClassVar[Refusal] = Refusal(
+        401,
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid"
+        " authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        code="ACCESS_TOKEN_TYPE_UNSUPPORTED",
+    )
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1beta/", "/v1alpha/")
 
     def routes(self) -> list[Route]:
@@ -79,10 +98,17 @@ class Gemini(Protocol):
         ]
 
     def api_key(self, request: Request) -> str | None:
-        return request.header("x-goog-api-key") or request.query.get("key")
+        """The API key, or an OAuth access token (``ya29.``), which the API also takes as a Bearer token."""
+        token = request.bearer_token()
+        return _google_key(request) or (token if token and token.startswith(_OAUTH_TOKEN_PREFIX) else None)
+
+    def unauthenticated(self, request: Request) -> Refusal | None:
+        if self.api_key(request) is None and request.bearer_token() is not None:
+            return self.invalid_credentials
+        return super().unauthenticated(request)
 
     def owns(self, request: Request) -> bool:
-        return super().owns(request) or self.api_key(request) is not None
+        return super().owns(request) or _google_key(request) is not None
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         error: dict[str, Any] = {"code": status, "message": message, "status": _STATUSES.get(status, "UNKNOWN")}
@@ -133,12 +159,14 @@ class Gemini(Protocol):
         return StreamReply(self._chunks(model, request.id, completion))
 
     def _chunks(self, model: str, ident: str, completion: Completion) -> Iterator[bytes]:
+        # Google ends SSE lines in CRLF; a reader that splits on "\n\n" must fail here as against the API.
         if completion.tool:
-            yield sse(_response(model, ident, _parts(completion), completion, final=True))
+            yield sse(_response(model, ident, _parts(completion), completion, final=True), newline=CRLF)
             return
         pieces = completion.pieces
         for index, piece in enumerate(pieces):
-            yield sse(_response(model, ident, [{"text": piece}], completion, final=index == len(pieces) - 1))
+            final = index == len(pieces) - 1
+            yield sse(_response(model, ident, [{"text": piece}], completion, final=final), newline=CRLF)
 
     def models(self, request: Request) -> Reply:
         """One page of the model list; ``nextPageToken`` is the offset of the next page, opaque to clients."""
@@ -166,8 +194,12 @@ class Gemini(Protocol):
     def batch_embed(self, request: Request) -> Reply:
         entries = request.json().get("requests")
         if not isinstance(entries, list) or not entries:
-            raise BadRequest("* BatchEmbedContentsRequest.requests: at least one request is required")
+            raise _invalid("BatchEmbedContentsRequest.requests", "at least one request is required")
         return JsonReply(200, {"embeddings": [_embedding(e) for e in entries]})
+
+
+def _google_key(request: Request) -> str | None:
+    return request.header("x-goog-api-key") or request.query.get("key")
 
 
 def _model_card(name: str) -> dict[str, Any]:
@@ -189,12 +221,11 @@ def _model_card(name: str) -> dict[str, Any]:
 def _parse(body: dict[str, Any]) -> Completion:
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
-        raise BadRequest("* GenerateContentRequest.contents: contents is not specified")
+        raise _invalid("GenerateContentRequest.contents", "contents is not specified")
     texts = [_text((body.get("systemInstruction") or {}).get("parts"))]
     question = ""
-    for turn in contents:
-        if not isinstance(turn, dict):
-            raise BadRequest("* GenerateContentRequest.contents: each content must be an object")
+    for index, turn in enumerate(contents):
+        _check_turn(index, turn)
         text = _text(turn.get("parts"))
         texts.append(text)
         if turn.get("role", "user") == "user" and text:
@@ -216,11 +247,35 @@ def _parse(body: dict[str, Any]) -> Completion:
     )
 
 
+def _check_turn(index: int, turn: Any) -> None:
+    """Refuse a turn as Google does: a role the API does not know, or no parts.
+
+    ``assistant`` (OpenAI's name for the model) and ``system`` (which belongs
+    in ``systemInstruction``) are what a hand-made OpenAI-to-Gemini
+    translation sends; the API refuses both, so a test must see them refused.
+    A turn without a role is taken as the user's, as the Gemini API does.
+    """
+    if not isinstance(turn, dict):
+        raise _invalid(f"GenerateContentRequest.contents[{index}]", "content must be an object")
+    role = turn.get("role", "user")
+    if role == "system":
+        raise BadRequest("Content with system role is not supported.")
+    if role not in _ROLES:
+        raise BadRequest("Please use a valid role: user, model.")
+    if not turn.get("parts"):
+        raise _invalid(f"GenerateContentRequest.contents[{index}].parts", "contents.parts must not be empty.")
+
+
+def _invalid(field: str, problem: str) -> BadRequest:
+    """Google's wording for a field that fails validation: ``* Request.field: problem``, ending in a newline."""
+    return BadRequest(f"* {field}: {problem}\n")
+
+
 def _text(parts: Any) -> str:
     if parts is None:
         return ""
     if not isinstance(parts, list):
-        raise BadRequest("* parts: must be a list")
+        raise _invalid("parts", "must be a list")
     return " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
 
 
@@ -242,6 +297,6 @@ def _response(model: str, ident: str, parts: list[dict[str, Any]], completion: C
 
 def _embedding(entry: Any) -> dict[str, Any]:
     if not isinstance(entry, dict) or not isinstance(entry.get("content"), dict):
-        raise BadRequest("* EmbedContentRequest.content: content is not specified")
+        raise _invalid("EmbedContentRequest.content", "content is not specified")
     size = entry.get("outputDimensionality") or _DEFAULT_EMBEDDING_SIZE
     return {"values": content.embedding(_text(entry["content"].get("parts")), size)}

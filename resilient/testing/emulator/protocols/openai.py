@@ -3,6 +3,10 @@
 Groq, vLLM, llama.cpp, TGI's Messages API and OpenVINO Model Server all
 speak this dialect; :class:`OpenAI` is parameterised by name and path prefix
 so the OpenVINO module reuses it rather than copying it.
+
+A chat is refused as OpenAI refuses it, in its words and with its
+``param``: a role the API does not know, a ``tool`` message that answers no
+call of the assistant message before it, a call left unanswered.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _ERROR_TYPES = {
 }
 _EMBEDDING_SIZES = {"text-embedding-3-large": 3072}
 _DEFAULT_EMBEDDING_SIZE = 1536
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "text-embedding-3-large", "dall-e-3")
 # The smallest valid PNG (1x1, transparent): enough for a client to decode an image answer.
 _PNG_1X1 = (
@@ -56,6 +61,9 @@ class OpenAI(Protocol):
         code="invalid_api_key",
     )
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/",)
+    #: Whether chat messages are checked as OpenAI checks them (roles, tool answers). Servers that copy the
+    #: dialect but hand the messages to a chat template do not, and turn it off.
+    checks_messages: ClassVar[bool] = True
 
     def __init__(self, clock: Clock, prefix: str = "/v1") -> None:
         super().__init__(clock)
@@ -76,13 +84,17 @@ class OpenAI(Protocol):
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         return self._error(status, message, _ERROR_TYPES.get(status, ("server_error", None))[1])
 
+    def bad_request(self, problem: BadRequest) -> JsonReply:
+        """OpenAI names the offending field in ``param``, and some refusals in ``code``; clients read both."""
+        return self._error(problem.status, problem.message, problem.code, problem.param)
+
     def refuse(self, refusal: Refusal) -> JsonReply:
         # A missing key and an unknown path have code null; only a wrong key says invalid_api_key.
         return self._error(refusal.status, refusal.message, refusal.code)
 
-    def _error(self, status: int, message: str, code: str | None) -> JsonReply:
+    def _error(self, status: int, message: str, code: str | None, param: str | None = None) -> JsonReply:
         kind = _ERROR_TYPES.get(status, ("server_error", None))[0]
-        return JsonReply(status, {"error": {"message": message, "type": kind, "param": None, "code": code}})
+        return JsonReply(status, {"error": {"message": message, "type": kind, "param": param, "code": code}})
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
@@ -105,6 +117,8 @@ class OpenAI(Protocol):
         body = request.json()
         model = _required_str(body, "model")
         completion = parse_chat(body, body.get("max_completion_tokens") or body.get("max_tokens"))
+        if self.checks_messages:
+            _check_conversation(body["messages"])
         ident, created = "chatcmpl-" + request.id, int(self.clock.time())
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -243,6 +257,49 @@ def parse_chat(body: dict[str, Any], max_tokens: Any) -> Completion:
         tool_choice=choice if choice not in ("auto", "required") else None,
         tool_answered=messages[-1].get("role") == "tool",
     )
+
+
+def _check_conversation(messages: list[dict[str, Any]]) -> None:
+    """Refuse, in OpenAI's words, a conversation the API refuses: an unknown role, a tool answer to no call, a call
+    left unanswered.
+
+    Tool messages must come right after the assistant message whose
+    ``tool_calls`` they answer, one for each call id. Agent loops that drop
+    or reorder a turn break this rule; the real API answers 400, so the
+    emulator must too. The wording (its "preceeding" included) and the
+    ``messages.[i].role`` spelling of ``param`` are the API's.
+    """
+    calls: list[str] = []  # ids of the assistant turn the next tool messages answer
+    answered: set[str] = set()
+    for index, message in enumerate(messages):
+        role = message["role"]
+        if role not in _ROLES:
+            raise BadRequest(
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool',"
+                " and 'developer'.",
+                param=f"messages[{index}].role",
+                code="invalid_value",
+            )
+        if role == "tool":
+            if message.get("tool_call_id") not in calls:
+                raise BadRequest(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with"
+                    " 'tool_calls'.",
+                    param=f"messages.[{index}].role",
+                )
+            answered.add(message["tool_call_id"])
+            continue
+        unanswered = [ident for ident in calls if ident not in answered]
+        if unanswered:
+            raise BadRequest(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each"
+                " 'tool_call_id'. The following tool_call_ids did not have response messages: " + ", ".join(unanswered),
+                param=f"messages.[{index}].role",
+            )
+        tool_calls = message.get("tool_calls") if role == "assistant" else None
+        tool_calls = tool_calls if isinstance(tool_calls, list) else []
+        calls = [c["id"] for c in tool_calls if isinstance(c, dict) and "id" in c]
+        answered = set()
 
 
 def text_of(value: Any) -> str:

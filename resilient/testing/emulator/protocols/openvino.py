@@ -15,7 +15,7 @@ from resilient.clock import Clock
 
 from .. import content
 from ..exchange import BadRequest, JsonReply, Reply, Request
-from . import Protocol, Refusal, Route
+from . import Protocol, Quota, Refusal, Route
 from .openai import OpenAI
 
 __all__ = ["OpenVINO"]
@@ -25,9 +25,14 @@ _NUMERIC = {"FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", 
 
 
 class OpenVINO(OpenAI):
-    """A local server: no key needed, no rate-limit or retry headers, its own ``{"error": "..."}`` body."""
+    """A local server: no key needed, no rate-limit or retry headers, its own ``{"error": "..."}`` body.
+
+    Chat messages go to the model's chat template as they are, without
+    OpenAI's checks of roles and tool turns.
+    """
 
     name: ClassVar[str] = "openvino"
+    checks_messages: ClassVar[bool] = False
     sends_retry_after = sends_retry_after_ms = False
     missing_key: ClassVar[Refusal | None] = None
     bad_key: ClassVar[Refusal] = Protocol.bad_key
@@ -46,7 +51,11 @@ class OpenVINO(OpenAI):
             self.route("POST", model + "/infer", self.infer),
         ]
 
-    def _error(self, status: int, message: str, code: str | None) -> JsonReply:
+    def rate_limit_headers(self, quota: Quota) -> dict[str, str]:
+        """None: OVMS sends no ``x-ratelimit-*`` headers, so a client must not come to rely on OpenAI's here."""
+        return {}
+
+    def _error(self, status: int, message: str, code: str | None, param: str | None = None) -> JsonReply:
         return JsonReply(status, {"error": message})
 
     def metadata(self, request: Request) -> Reply:
