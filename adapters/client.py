@@ -150,7 +150,8 @@ def _pool(module: types.ModuleType, api_key: str | Sequence[str] | None, strateg
     ``GEMINI_API_KEY``), each with its numbered variants; the first that has
     keys is used.
     """
-    keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+    # A dict names its keys ({name: key}): KeyPool takes it as is; a list of its names would be sent as keys.
+    keys = [api_key] if isinstance(api_key, str) else (dict(api_key) if isinstance(api_key, dict) else list(api_key or []))
     name = module.PROVIDER
     if keys:
         return KeyPool(keys, strategy=strategy, name=name, clock=clock)

@@ -222,3 +222,16 @@ def test_a_client_finds_keys_under_the_providers_second_variable(emulator, monke
     monkeypatch.setenv("GEMINI_API_KEY", KEYS[0])
 
     assert list(gemini.Client(base_url=emulator.url).stats()["keys"]) == ["GEMINI_API_KEY"]
+
+
+def test_a_client_given_a_dict_of_named_keys_sends_the_keys_not_their_names(emulator) -> None:
+    from resilient.adapters import anthropic as anthropic_adapter
+
+    secret = "sk-ant-" + "api03-named-0123456789abcdef"
+    client = anthropic_adapter.Client(api_key={"primary": secret}, base_url=emulator.url)
+
+    client.chat([{"role": "user", "content": "hi"}], model="claude-3-5-haiku-latest")
+
+    assert list(client.stats()["keys"]) == ["primary"]
+    assert [r.status for r in emulator.requests] == [200]
+    assert [r.key for r in emulator.requests] == [client.keys.keys[0].fingerprint]
