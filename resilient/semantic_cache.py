@@ -1143,26 +1143,25 @@ def _checked_rows(vectors: Any, count: int, embedder: Any) -> np.ndarray:
     (float32 rounding is far smaller); otherwise ``ValueError`` names the
     embedder and which text's row it is.
     """
-    name = _embedder_name(embedder)
     try:
         matrix = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"embedder {name} returned {type(vectors).__name__}, not an (n, d) array of numbers") from exc
+        raise TypeError(f"embedder {_embedder_name(embedder)} returned {type(vectors).__name__}, not an (n, d) array of numbers") from exc
     if matrix.ndim == 1 and count == 1:
         matrix = matrix[None, :]
     if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
-        raise ValueError(f"embedder {name} returned an array of shape {matrix.shape} for {count} text(s); "
+        raise ValueError(f"embedder {_embedder_name(embedder)} returned an array of shape {matrix.shape} for {count} text(s); "
                          f"expected ({count}, d)")
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"embedder {name} returned a vector with NaN or infinite coordinates for text {i} "
+        raise ValueError(f"embedder {_embedder_name(embedder)} returned a vector with NaN or infinite coordinates for text {i} "
                          f"(of {count}); rows must be finite and L2-normalised")
     norms = np.linalg.norm(matrix, axis=1)
     off = np.abs(norms - 1.0) > UNIT_TOLERANCE
     if off.any():
         i = int(np.flatnonzero(off)[0])
-        raise ValueError(f"embedder {name} returned a vector of length {norms[i]:.6g} for text {i} (of {count}); "
+        raise ValueError(f"embedder {_embedder_name(embedder)} returned a vector of length {norms[i]:.6g} for text {i} (of {count}); "
                          f"rows must be L2-normalised (length 1 within {UNIT_TOLERANCE})")
     return np.ascontiguousarray(matrix)
 
