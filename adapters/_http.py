@@ -246,7 +246,12 @@ def _reset_seconds(raw: str, now: float | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     reference = _clock.current().time() if now is None else now
-    return max(0.0, when.timestamp() - reference)
+    # Anthropic gives the reset to the whole second, cut off: the limit is whole
+    # again somewhere within that second. Reading it as the second's end errs by
+    # a wait of under a second; reading it as the start paces a key too briefly
+    # and collects the 429 that pacing is meant to avoid.
+    granularity = 0.0 if "." in raw else 1.0
+    return max(0.0, when.timestamp() + granularity - reference)
 
 
 def json_of(response: requests.Response, provider: str) -> Any:

@@ -76,6 +76,20 @@ def test_client_paces_on_rate_limit_headers_instead_of_collecting_429s(emulator,
     assert fake_clock.sleeps == [0.5] * 8
 
 
+def test_anthropic_client_paces_on_reset_times_given_to_the_second(emulator, fake_clock: FakeClock) -> None:
+    emulator.add_fault("rate_limit", rps=2, burst=2)
+    client = anthropic.Client(api_key=KEYS[0], base_url=emulator.url)
+    client.policy.backoff.update(jitter=None, initial_delay=0.1)
+
+    for _ in range(10):
+        client.chat(USER, model="claude-emulated")
+
+    assert [r.status for r in emulator.requests] == [200] * 10
+    # Anthropic's reset time is cut to the second ("...:21Z" for 21.0-21.999): counted to the
+    # end of that second, 2 s to full / 2 requests = 1 s, after which both requests are back.
+    assert fake_clock.sleeps == [1.0] * 4
+
+
 def test_without_pacing_information_a_429_is_retried_after_its_retry_after(emulator, fake_clock: FakeClock) -> None:
     emulator.add_fault("rate_limit", rps=1, burst=1)
     client = openai.Client(api_key=KEYS[0], base_url=emulator.url + "/v1")

@@ -30,17 +30,25 @@ def test_openai_reset_durations_are_read_as_seconds(reset: str, seconds: float) 
     assert _http.rate_limits(r) == {"remaining_requests": 0.0, "reset_requests": seconds}
 
 
-def test_anthropic_reset_timestamps_are_measured_from_now() -> None:
+@pytest.mark.parametrize(
+    ("reset", "seconds"),
+    [
+        ("2023-11-14T22:13:50Z", 31.0),  # cut to the second: whole again by the end of 22:13:50 at the latest
+        ("2023-11-14T22:13:50.250Z", 30.25),  # given finer: taken as it is
+        ("2023-11-14T22:13:50+00:00", 31.0),
+    ],
+)
+def test_anthropic_reset_timestamps_are_measured_from_now(reset: str, seconds: float) -> None:
     r = response(**{
         "anthropic-ratelimit-requests-limit": "50",
         "anthropic-ratelimit-requests-remaining": "0",
-        "anthropic-ratelimit-requests-reset": "2023-11-14T22:13:50Z",
+        "anthropic-ratelimit-requests-reset": reset,
     })  # fmt: skip
 
     assert _http.rate_limits(r, now=1_700_000_000.0) == {
         "limit_requests": 50.0,
         "remaining_requests": 0.0,
-        "reset_requests": 30.0,
+        "reset_requests": seconds,
     }
 
 
