@@ -19,9 +19,9 @@ naming the variables it looked for.
 
 Pacing: adapters return the provider's rate-limit headers in
 ``result["rate_limit"]``; when a key has nothing left, the key pool cools it
-until one request is back, so the next call waits (through ``@backoff``,
-exactly that long) instead of collecting a 429. Users need not know their
-limits.
+until one request is back, so the next call waits (through ``@backoff``, at
+least that long: the retry's own jittered delay when that is longer) instead
+of collecting a 429. Users need not know their limits.
 """
 
 from __future__ import annotations
@@ -42,12 +42,19 @@ from resilient.secrets import fingerprint
 
 __all__ = ["Client"]
 
-#: Every adapter function that calls the provider; metadata helpers (``list_models``) stay unwrapped.
+#: Every adapter function that calls the provider. Listings and readiness probes
+#: (``list_models``, ``model_ready``) stay outside the stack: they ask what is
+#: there now, which retries and an open breaker would only delay.
 _METHODS = (
     "chat", "stream_chat", "embed", "text_to_image",  # the chat providers
+    "chat_openai", "stream_chat_openai",  # Anthropic behind the OpenAI format
     "generate", "stream_generate", "generate_text", "stream_generate_text",  # Ollama, TGI
-    "chatqna", "stream_chatqna", "infer", "process_image", "batch_embed", "rerank",  # OPEA, OVMS, Gemini, TEI
+    "chatqna", "stream_chatqna", "infer", "process_image", "rerank",  # OPEA, OVMS, Gemini, TEI
 )  # fmt: skip
+#: Helpers that make their requests through the module's ``embed`` (``embed_with=``):
+#: they get the client's stacked one, so each request has its own queue slot and
+#: a retry repeats the one that failed, not the whole batch.
+_COMPOSED = ("batch_embed", "similarity")
 _TOTALS = ("total_requests", "successful_requests", "failed_requests", "total_tokens", "input_tokens", "output_tokens")
 
 
@@ -93,10 +100,15 @@ class Client:
         self.policy = types.SimpleNamespace(
             queue=self.queue.policy, circuit=self.circuit.policy, backoff=self.retry.policy, keys=self.keys.policy
         )
+        stacked = tuple(name for name in _METHODS if hasattr(module, name))
+        composed = tuple(name for name in _COMPOSED if hasattr(module, name))
         #: The adapter functions this client offers, each behind the stack.
-        self.methods = tuple(name for name in _METHODS if hasattr(module, name))
-        for name in self.methods:
+        self.methods = stacked + composed
+        for name in stacked:
             setattr(self, name, self._stack(getattr(module, name)))
+        for name in composed:
+            helper = getattr(module, name)
+            setattr(self, name, functools.update_wrapper(functools.partial(helper, embed_with=getattr(self, "embed")), helper))
 
     def _stack(self, function: Callable[..., Any]) -> Callable[..., Any]:
         call = functools.partial(function, **self.defaults) if self.defaults else function

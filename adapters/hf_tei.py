@@ -114,11 +114,21 @@ def rerank(
     return ranked[:top_n] if top_n is not None else ranked
 
 
-def similarity(a: str | Sequence[float], b: str | Sequence[float], **options: Any) -> float:
-    """Cosine similarity of two texts (embedded together in one request) or two vectors (no request)."""
+def similarity(
+    a: str | Sequence[float],
+    b: str | Sequence[float],
+    *,
+    embed_with: Callable[..., dict[str, Any]] | None = None,
+    **options: Any,
+) -> float:
+    """Cosine similarity of two texts (embedded together in one request) or two vectors (no request).
+
+    ``options`` are :func:`embed`'s; ``embed_with`` makes the request instead
+    of :func:`embed` (a decorated one, as for :func:`batch_embed`).
+    """
     if isinstance(a, str) or isinstance(b, str):
         texts = [x for x in (a, b) if isinstance(x, str)]
-        vectors = iter(embed(texts, **options)["embeddings"])
+        vectors = iter((embed_with or embed)(texts, **options)["embeddings"])
         a = next(vectors) if isinstance(a, str) else a
         b = next(vectors) if isinstance(b, str) else b
     return cosine(a, b)

@@ -10,7 +10,7 @@ happens next:
   the limit is the key's, not the provider's, so this is no backoff retry.
   When every usable key is cooling, :class:`~resilient.errors.RateLimitError`
   says when the first one is back (``retry_after``), so an outer ``@backoff``
-  waits exactly that long;
+  waits at least that long (a hint is its floor);
 * an authentication error (401/403) disables the key for good (kept in stats
   with the reason) and the call moves on; with every key disabled,
   :class:`~resilient.errors.NoKeyAvailableError`;

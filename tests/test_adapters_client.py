@@ -249,3 +249,54 @@ def test_a_client_given_a_dict_of_named_keys_sends_the_keys_not_their_names(emul
     assert list(client.stats()["keys"]) == ["primary"]
     assert [r.status for r in emulator.requests] == [200]
     assert [r.key for r in emulator.requests] == [client.keys.keys[0].fingerprint]
+
+
+def test_tei_client_sends_each_batch_through_the_stack(emulator, fake_clock: FakeClock) -> None:
+    from resilient.adapters import hf_tei
+
+    emulator.add_fault("rate_limit", rps=1, burst=1, retry_after=True)  # as a gateway in front of TEI sends it
+    client = hf_tei.Client(base_url=emulator.url)
+    client.policy.backoff.update(jitter=None)
+
+    got = client.batch_embed(["a", "b", "c"], batch_size=1)
+
+    assert len(got["embeddings"]) == 3
+    # A 429 repeats only the batch it refused, and each batch is a call of its own in the stats.
+    assert [r.status for r in emulator.requests] == [200, 429, 200, 429, 200]
+    assert client.get_stats()["successful_requests"] == 3
+    assert client.similarity("hello", "hello") == pytest.approx(1.0)
+    assert client.get_stats()["successful_requests"] == 4
+
+
+def test_anthropic_client_offers_the_openai_format(emulator) -> None:
+    client = anthropic.Client(api_key=KEYS[0], base_url=emulator.url)
+
+    answer = client.chat_openai({"model": "claude-emulated", "messages": USER, "max_tokens": 20})
+    chunks = list(client.stream_chat_openai({"model": "claude-emulated", "messages": USER, "max_tokens": 20, "stream": True}))
+
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert client.get_stats()["successful_requests"] == 2
+
+
+# Calls that ask what is there now: a retry or an open breaker would only delay the answer.
+_NOT_STACKED = {"list_models", "model_ready"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["anthropic", "bedrock", "gemini", "groq", "hf_tei", "hf_tgi", "ollama", "opea", "openai", "openai_compatible", "ovms"],
+)
+def test_a_client_offers_every_call_of_its_module(name: str) -> None:
+    import importlib
+    import inspect
+
+    module = importlib.import_module(f"resilient.adapters.{name}")
+    calls = {
+        attr for attr in module.__all__
+        if inspect.isfunction(getattr(module, attr))
+        and {"api_key", "embed_with"} & set(inspect.signature(getattr(module, attr)).parameters)
+    }  # fmt: skip
+    client = module.Client(api_key="test-key-" + "cccc3333")
+
+    assert calls - _NOT_STACKED == set(client.methods)
