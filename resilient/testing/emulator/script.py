@@ -31,7 +31,11 @@ def load_script(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """Read a ``.toml`` or ``.json`` fault script into ``(kind, params)`` pairs."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    is_json = path.suffix.lower() == ".json"
+    try:
+        data = json.loads(text) if is_json else tomllib.loads(text)
+    except ValueError as exc:  # JSONDecodeError, TOMLDecodeError
+        raise ValueError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: {exc}") from None
     return parse_script(data, source=str(path))
 
 

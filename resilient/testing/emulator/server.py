@@ -97,7 +97,11 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         self._stopping.clear()
-        self._server = _Server(self._address, _Handler, self)
+        try:
+            self._server = _Server(self._address, _Handler, self)
+        except OSError as exc:  # taken, or not an address of this machine: say which one
+            host, port = self._address
+            raise OSError(exc.errno, f"cannot serve on {host}:{port}: {exc.strerror}") from exc
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="resilient-emulator", daemon=True
         )
@@ -152,7 +156,15 @@ class Emulator:
         """Add every fault of a TOML or JSON script (see :mod:`.script`)."""
         from .script import load_script
 
-        return [self.add_fault(kind, **params) for kind, params in load_script(path)]
+        now = self.clock.monotonic()
+        faults = []
+        for number, (kind, params) in enumerate(load_script(path), 1):
+            try:
+                faults.append(make_fault(kind, now, params))
+            except (TypeError, ValueError) as exc:  # TypeError: a parameter the kind does not take
+                raise ValueError(f"{path}: fault #{number} ({kind}): {exc}") from None
+        # Built first, added after: a script with a bad fault adds none of its faults.
+        return [self._faults.add(fault) for fault in faults]
 
     # -- records -------------------------------------------------------------
 
