@@ -12,20 +12,31 @@ A server's hint (Retry-After headers, a ``CircuitOpenError``'s
 ``retry_after``) is a floor: the wait is at least that long. A hint above
 ``max_retry_after`` means the provider will not be back soon: raise now
 rather than hold the caller. ``deadline`` bounds the whole call, retries
-included, and is checked *before* each sleep so that it is never overshot
-(tenacity's ``stop_before_delay``). A shared :class:`RetryBudget` stops retry
-storms; a shared :class:`ThrottleGate` makes one 429 hold back every caller.
+included, measured from the start of its first attempt, and is checked
+*before* each sleep so that it is never overshot (tenacity's
+``stop_before_delay``). Like every field it can be set while a call is
+retrying and applies from its next retry on; a plain function call that began
+with no deadline, budget or gate took the fast path, which reads no clock, so
+for that call it is measured from its first failure. A shared
+:class:`RetryBudget` stops retry storms; a shared :class:`ThrottleGate` makes
+one 429 hold back every caller.
+
+A retry is counted (``retries``, ``slept``, the budget) once its wait is over:
+a call cancelled while it waits (``asyncio.wait_for``, a ``KeyboardInterrupt``)
+made no retry, and gives its budget unit back.
 
 After the last attempt the original exception propagates unchanged, with a
 PEP 678 note saying how many attempts were made and why retrying stopped.
 
 Streams (generator and async generator functions) are retried only until their
 first chunk: after that, the consumer has seen output and a retry would
-repeat it, so a failure propagates.
+repeat it, so a failure propagates. Closing the stream we return closes the
+one it reads from, at once, whatever chunk it was at.
 
-The success path is one call plus one counter increment: the retry machinery
-(clock, randomness, budget, gate) is consulted only once something failed,
-unless a deadline, budget or gate needs a look before the first attempt.
+The success path of a plain function is one call plus one counter increment:
+the retry machinery (clock, randomness, budget, gate) is consulted only once
+something failed, unless a deadline, budget or gate needs a look before the
+first attempt. Coroutines and streams read the clock once before it.
 """
 
 from __future__ import annotations
@@ -98,15 +109,16 @@ class BackoffPolicy(Policy):
 class _Attempts:
     """Per-call retry state: fresh for every call, so nothing mutable is shared between calls."""
 
-    __slots__ = ("layer", "policy", "clock", "started", "made", "previous")
+    __slots__ = ("layer", "policy", "clock", "started", "made", "previous", "spent")
 
-    def __init__(self, layer: Backoff, clock: _clock.Clock, started: float | None) -> None:
+    def __init__(self, layer: Backoff, clock: _clock.Clock, started: float) -> None:
         self.layer = layer
         self.policy = layer.policy
         self.clock = clock
         self.started = started
         self.made = 0
         self.previous = self.policy.initial_delay
+        self.spent: RetryBudget | None = None  # the budget the pending retry was taken from
 
     def first_wait(self) -> float:
         """Before the first attempt: what the shared gate says to hold back (usually 0)."""
@@ -157,26 +169,56 @@ class _Attempts:
             delay = max(delay, closed)
         if self._past_deadline(delay):
             return "deadline"
-        if policy.budget is not None and not policy.budget.try_spend():
+        budget = policy.budget
+        if budget is not None and not budget.try_spend():
             return "budget"
-        self.made += 1
-        self.layer.record_retry(delay)
+        self.spent = budget
         return delay
 
     def _past_deadline(self, delay: float) -> bool:
         deadline = self.policy.deadline
-        return self.started is not None and deadline is not None and (
-            self.clock.monotonic() - self.started + delay > deadline
-        )
+        return deadline is not None and self.clock.monotonic() - self.started + delay > deadline
 
-    def next_wait(self, failure: Exception | None) -> float:
-        """Seconds to wait before the next attempt; raises ``failure`` (annotated) when giving up."""
-        if failure is None:
-            return self.first_wait()
-        wait = self.delay_after(failure)
-        if isinstance(wait, str):
-            raise self.give_up(failure, wait)
-        return wait
+    def retry_delay(self, failure: Exception) -> float:
+        """Seconds to wait before retrying ``failure``; raises it (annotated) when giving up."""
+        delay = self.delay_after(failure)
+        if isinstance(delay, str):
+            raise self.give_up(failure, delay)
+        return delay
+
+    # A retry counts (stats, attempts) once its wait is over and the attempt starts. A wait cut
+    # short (the caller cancelled, a KeyboardInterrupt) made no retry: its budget unit goes back,
+    # or a shared budget would refuse the next genuine caller for a retry nobody sent.
+
+    def pause(self, failure: Exception) -> None:
+        """After ``failure``: wait, then count the retry about to be made (or raise ``failure``)."""
+        delay = self.retry_delay(failure)
+        if delay:
+            try:
+                self.clock.sleep(delay)
+            except BaseException:
+                self.cut_short()
+                raise
+        self.retrying(delay)
+
+    async def apause(self, failure: Exception) -> None:
+        """:meth:`pause` for a coroutine or async stream."""
+        delay = self.retry_delay(failure)
+        if delay:
+            try:
+                await self.clock.asleep(delay)
+            except BaseException:
+                self.cut_short()
+                raise
+        self.retrying(delay)
+
+    def retrying(self, slept: float) -> None:
+        self.made += 1
+        self.layer.record_retry(slept)
+
+    def cut_short(self) -> None:
+        if self.spent is not None:
+            self.spent.refund()
 
     def give_up(self, exc: BaseException, reason: str) -> BaseException:
         """Annotate ``exc`` (PEP 678 note), count the failure, and hand ``exc`` back to raise."""
@@ -233,12 +275,13 @@ class Backoff(Layer):
         return delay
 
     def _start(self) -> _Attempts:
+        # The start is recorded whether or not a deadline is set: one set while the call is
+        # between retries applies to its next retry, as every other policy field does.
         clock = _clock.resolve(self._clock)
         policy = self.policy
         if policy.budget is not None:
             policy.budget.record_call()
-        started = clock.monotonic() if policy.deadline is not None else None
-        return _Attempts(self, clock, started)
+        return _Attempts(self, clock, clock.monotonic())
 
     # ----------------------------------------------------------------- stats
 
@@ -292,28 +335,27 @@ class Backoff(Layer):
 
         def call_with_backoff(*args: Any, **kwargs: Any) -> Any:
             if policy.budget is None and policy.gate is None and policy.deadline is None:
-                # Fast path: nothing to consult before the first attempt.
+                # Fast path: nothing to consult before the first attempt, not even the clock
+                # (a read costs a quarter of this layer's overhead): ``started`` is the first failure.
                 try:
                     result = fn(*args, **kwargs)
                 except Exception as exc:
                     attempts = self._start()
                     attempts.made = 1
-                    failure: Exception | None = exc
+                    attempts.pause(exc)
                 else:
                     self.record_success(1)
                     return result
             else:
                 attempts = self._start()
-                failure = None
-            clock = attempts.clock
-            while True:
-                wait = attempts.next_wait(failure)
+                wait = attempts.first_wait()
                 if wait:
-                    clock.sleep(wait)
+                    attempts.clock.sleep(wait)
+            while True:
                 try:
                     result = fn(*args, **kwargs)
                 except Exception as exc:
-                    failure = exc
+                    attempts.pause(exc)
                     continue
                 attempts.succeeded()
                 return result
@@ -323,16 +365,14 @@ class Backoff(Layer):
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def call_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            clock = attempts.clock
-            failure: Exception | None = None
+            wait = attempts.first_wait()
+            if wait:
+                await attempts.clock.asleep(wait)
             while True:
-                wait = attempts.next_wait(failure)
-                if wait:
-                    await clock.asleep(wait)
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:
-                    failure = exc
+                    await attempts.apause(exc)
                     continue
                 attempts.succeeded()
                 return result
@@ -342,12 +382,10 @@ class Backoff(Layer):
     def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def stream_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            clock = attempts.clock
-            failure: Exception | None = None
+            wait = attempts.first_wait()
+            if wait:
+                attempts.clock.sleep(wait)
             while True:
-                wait = attempts.next_wait(failure)
-                if wait:
-                    clock.sleep(wait)
                 stream = fn(*args, **kwargs)
                 try:
                     first = next(stream)
@@ -355,25 +393,28 @@ class Backoff(Layer):
                     attempts.succeeded()
                     return end.value
                 except Exception as exc:
-                    failure = exc
+                    attempts.pause(exc)
                     continue
                 break
             # The first chunk arrived: from here on a failure is the consumer's to see.
             attempts.succeeded()
-            yield first
-            return (yield from stream)
+            try:
+                yield first
+                return (yield from stream)
+            finally:
+                # A consumer closing us at ``yield first`` must close the stream too (``yield from``
+                # does so only for a close after it): it may hold a key, a slot, an HTTP response.
+                stream.close()
 
         return stream_with_backoff
 
     def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def stream_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            clock = attempts.clock
-            failure: Exception | None = None
+            wait = attempts.first_wait()
+            if wait:
+                await attempts.clock.asleep(wait)
             while True:
-                wait = attempts.next_wait(failure)
-                if wait:
-                    await clock.asleep(wait)
                 stream = fn(*args, **kwargs)
                 try:
                     first = await stream.__anext__()
@@ -381,7 +422,7 @@ class Backoff(Layer):
                     attempts.succeeded()
                     return
                 except Exception as exc:
-                    failure = exc
+                    await attempts.apause(exc)
                     continue
                 break
             attempts.succeeded()

@@ -6,7 +6,8 @@ the four kinds of callable, so every such layer keeps the stream rules of the
 decorator contract without repeating them:
 
 * a stream takes its permission when it starts (first ``next``), not when the
-  generator object is created, and gives it back when it ends or is closed;
+  generator object is created, and gives it back once it has ended or been
+  closed (an async stream's own cleanup included), or when creating it failed;
 * the outcome passed to ``release`` is ``None`` for a normal end, else the
   exception: ``GeneratorExit`` when the consumer closed a stream early,
   ``asyncio.CancelledError`` when an async call was cancelled.
@@ -72,15 +73,19 @@ def guarded(fn: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
 
         async def guarded_async_stream(*args: Any, **kwargs: Any) -> Any:
             token = await acquire_async()
-            stream = fn(*args, **kwargs)
             try:
-                async for chunk in stream:
-                    yield chunk
+                # Created inside the try: a wrong argument raises here, and must give the token back.
+                stream = fn(*args, **kwargs)
+                try:
+                    async for chunk in stream:
+                        yield chunk
+                finally:
+                    # Closed before the release: its cleanup may await (closing a response), and
+                    # the slot is held until the stream is closed, not merely abandoned.
+                    await stream.aclose()
             except BaseException as exc:
-                release(token, exc)
+                release(token, exc)  # also when aclose() itself raised or was cancelled
                 raise
-            finally:
-                await stream.aclose()
             release(token, None)
 
         return guarded_async_stream

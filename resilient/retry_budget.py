@@ -76,6 +76,23 @@ class RetryBudget:
             self._retries[second] = self._retries.get(second, 0) + 1
             return True
 
+    def refund(self) -> None:
+        """Give back a unit :meth:`try_spend` took for a retry that was never sent.
+
+        (Its caller was cancelled while waiting to make it.) The unit comes off
+        the newest second holding one: the window's total, which is what
+        :meth:`try_spend` reads, is right at once; only the moment that unit
+        would have left the window may differ, by at most the wait.
+        """
+        second = int(_clock.resolve(self._clock).monotonic())
+        with self._lock:
+            self._expire(second)
+            if self._retries:
+                newest = max(self._retries)
+                self._retries[newest] -= 1
+                if not self._retries[newest]:
+                    del self._retries[newest]
+
     def _expire(self, second: int) -> None:
         oldest = second - int(self.policy.ttl) + 1
         for buckets in (self._calls, self._retries):

@@ -19,6 +19,7 @@ from resilient import (
     backoff,
     clock,
 )
+from waiting import await_until
 
 
 class Flaky:
@@ -238,6 +239,35 @@ def test_deadline_counts_time_spent_in_attempts(fake_clock: FakeClock) -> None:
     assert fake_clock.sleeps == [1]
 
 
+def test_a_deadline_set_while_a_call_retries_applies_to_its_next_retry(fake_clock: FakeClock) -> None:
+    @backoff(max_retries=5, initial_delay=10, factor=1, jitter=None)
+    def ask():
+        if fake_clock.monotonic() == 10:
+            ask.policy.deadline = 15  # an operator caps calls while this one is retrying
+        raise ServerError("down", status=503)
+
+    with pytest.raises(ServerError) as caught:
+        ask()
+
+    # Second attempt at 10 s: another 10 s sleep would end at 20 s, past 15 s.
+    assert fake_clock.sleeps == [10]
+    assert caught.value.__notes__ == ["resilient.backoff: gave up after 2 attempts (deadline)"]
+
+
+async def test_a_deadline_set_mid_call_counts_from_the_first_attempt(fake_clock: FakeClock) -> None:
+    @backoff(max_retries=5, initial_delay=1, factor=1, jitter=None)
+    async def ask():
+        fake_clock.advance(4)  # each attempt takes 4 s
+        ask.policy.deadline = 9.5
+        raise ServerError("slow", status=500)
+
+    with pytest.raises(ServerError):
+        await ask()
+
+    # Fails at 4 s (sleep to 5 s), again at 9 s: 9 s since the first attempt began, a 1 s sleep would pass 9.5 s.
+    assert fake_clock.sleeps == [1]
+
+
 def test_retry_budget_refuses_retries_beyond_its_share(fake_clock: FakeClock) -> None:
     budget = RetryBudget(ratio=0.5, min_per_second=0.0, ttl=10)
     ask = backoff(max_retries=3, jitter=None, budget=budget)(lambda: (_ for _ in ()).throw(ServerError("x", status=500)))
@@ -288,6 +318,30 @@ def test_budget_is_shared_by_functions(fake_clock: FakeClock) -> None:
     assert first() == "ok"
     with pytest.raises(ServerError):
         second()
+
+
+async def test_a_call_cancelled_while_waiting_to_retry_made_no_retry_and_gives_its_budget_back() -> None:
+    class WaitsUntilCancelled(FakeClock):
+        async def asleep(self, seconds: float) -> None:
+            await asyncio.Event().wait()
+
+    own = WaitsUntilCancelled()
+    budget = RetryBudget(ratio=0.0, min_per_second=0.1, ttl=10, clock=own)  # one retry per 10 s
+
+    @backoff(max_retries=3, jitter=None, budget=budget, clock=own)
+    async def ask():
+        raise ServerError("down", status=503)
+
+    call = asyncio.create_task(ask())  # as asyncio.wait_for would cancel it
+    await await_until(lambda: budget.stats()["retries_in_window"] == 1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    stats = ask.stats()
+    assert (stats["retries"], stats["slept"]) == (0, 0.0)
+    assert budget.stats()["retries_in_window"] == 0
+    assert budget.try_spend() is True  # the next caller still has its retry
 
 
 def test_throttle_gate_makes_other_callers_wait(fake_clock: FakeClock) -> None:
@@ -397,6 +451,30 @@ def test_generator_return_value_passes_through(fake_clock: FakeClock) -> None:
     with pytest.raises(StopIteration) as end:
         next(gen)
     assert end.value.value == "done"
+
+
+def test_generator_closed_at_its_first_chunk_after_a_retry_closes_the_inner_stream(fake_clock: FakeClock) -> None:
+    # The failure outlives the call here, as in a log record: its traceback must not keep the stream open.
+    failure = ServerError("boom", status=500)
+    errors = [failure]
+    closed = []
+
+    @backoff(jitter=None)
+    def stream():
+        if errors:
+            raise errors.pop()
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)  # the key, slot or HTTP response it held goes back
+
+    chunks = stream()
+    assert next(chunks) == 1
+    chunks.close()
+
+    assert closed == [True]
+    assert fake_clock.sleeps == [1]
 
 
 async def test_async_generator_is_retried_before_its_first_chunk(fake_clock: FakeClock) -> None:

@@ -431,6 +431,23 @@ async def test_async_stream_failure_opens(fake_clock: FakeClock) -> None:
     assert breaker.state == "open"
 
 
+async def test_an_async_stream_probe_called_with_wrong_arguments_frees_the_probe(fake_clock: FakeClock) -> None:
+    breaker = Circuit(fail_max=1, reset_timeout=5)
+    trip(breaker(fail(ServerError("x", status=500))), 1)
+    fake_clock.advance(5)
+
+    @breaker
+    async def stream(prompt):
+        yield prompt
+
+    with pytest.raises(TypeError):
+        async for _ in stream():  # missing argument: the generator is never created
+            pass
+
+    assert [chunk async for chunk in stream("ok")] == ["ok"]  # the next call is the probe
+    assert breaker.state == "closed"
+
+
 # ----------------------------------------------------------------- policy and decorator forms
 
 

@@ -486,6 +486,73 @@ async def test_an_async_stream_holds_its_slot_until_closed(fake_clock: FakeClock
     assert [n async for n in stream()] == [0, 1, 2]
 
 
+async def test_an_async_stream_called_with_wrong_arguments_frees_its_slot(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1, queue_size=0)
+
+    @queued(queue=shared)
+    async def stream(prompt):
+        yield prompt
+
+    with pytest.raises(TypeError):
+        async for _ in stream():  # missing argument: the generator is never created
+            pass
+
+    assert shared.stats()["active"] == 0
+    assert [chunk async for chunk in stream("ok")] == ["ok"]
+
+
+async def test_an_async_stream_closed_early_holds_its_slot_until_its_cleanup_ends(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+    cleanup_done = asyncio.Event()
+    log = []
+
+    @queued(queue=shared)
+    async def stream(name):
+        log.append(f"{name} open")
+        try:
+            yield name
+            yield name
+        finally:
+            await cleanup_done.wait()  # e.g. closing the HTTP response
+            log.append(f"{name} closed")
+
+    first, second = stream("a"), stream("b")
+    assert await first.__anext__() == "a"
+    closing = asyncio.create_task(first.aclose())
+    waiting = asyncio.create_task(second.__anext__())
+    await yield_to_tasks()
+    while_a_closes = list(log)
+    cleanup_done.set()
+    await closing
+    assert await waiting == "b"
+
+    assert while_a_closes == ["a open"]  # "b" waited: "a" was not closed yet
+    assert log == ["a open", "a closed", "b open"]
+    await second.aclose()
+    assert shared.stats()["active"] == 0
+
+
+async def test_an_async_stream_whose_cleanup_is_cancelled_frees_its_slot(fake_clock: FakeClock) -> None:
+    shared = RequestQueue(max_concurrent=1)
+
+    @queued(queue=shared)
+    async def stream():
+        try:
+            yield 1
+        finally:
+            await asyncio.Event().wait()  # a cleanup that never ends
+
+    chunks = stream()
+    await chunks.__anext__()
+    closing = asyncio.create_task(chunks.aclose())
+    await yield_to_tasks()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+
+    assert shared.stats()["active"] == 0
+
+
 # ----------------------------------------------------------------- threads and loops together
 
 
