@@ -60,6 +60,8 @@ class Emulator:
     scripts misbehaviour; ``emu.requests`` records what arrived. Hosted
     providers want a key, as the real ones do; local servers (Ollama, TGI,
     TEI, OpenVINO, OPEA) do not, nor any provider named in ``keyless``.
+    ``models`` limits the model names served, as a real account's are: a
+    request naming another gets the provider's own "model not found".
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Emulator:
         clock: _clock.Clock | None = None,
         faults: str | Path | None = None,
         keyless: Iterable[str] = (),
+        models: Iterable[str] | None = None,
     ) -> None:
         self.clock = _clock.resolve(clock)
         #: Providers whose requests are served without a key. A hosted provider refuses them (OpenAI 401,
@@ -77,6 +80,13 @@ class Emulator:
         #: llama.cpp, TGI's Messages API): ``keyless={"openai"}`` makes the emulator one of those.
         #: A set, read on every request, so a test may change it while the emulator runs.
         self.keyless: set[str] = set(keyless)
+        #: Model names the hosted providers serve (OpenAI and its copies, Anthropic, Gemini, Ollama, Bedrock):
+        #: a chat, stream or embeddings request naming another gets the provider's 404 (Bedrock: 400), and
+        #: the model lists list these. ``None`` (the default) takes any name. Read on every request, so a test
+        #: may change it (or assign another set, or None) while the emulator runs.
+        if isinstance(models, str):  # one name, not its letters
+            models = [models]
+        self.models: set[str] | None = None if models is None else set(models)
         self._address = (host, port)
         self._faults = FaultSet()
         self._records: list[RequestRecord] = []
@@ -217,6 +227,8 @@ class Emulator:
             self._answer_unknown_path(handler, request, arrived)
             return
         route, request.params = matched
+        models = self.models
+        request.models = None if models is None else frozenset(models)
         protocol = route.protocol
         key = protocol.api_key(request)
         refusal = None if protocol.name in self.keyless else protocol.unauthenticated(request)
@@ -278,6 +290,10 @@ class Emulator:
                 reply.headers.update(protocol.retry_headers(failure.retry_after, send=failure.retry_header))
             return reply
         try:
+            if request.models is not None and route.model is not None and protocol.model_not_found is not None:
+                model = route.model(request)
+                if model is not None and model not in request.models:
+                    return protocol.unknown_model(request, model)
             return route.handler(request)
         except BadRequest as exc:
             return protocol.bad_request(exc)

@@ -19,13 +19,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import ClassVar
+from urllib.parse import unquote
 
 from resilient.clock import Clock
 from ..exchange import BadRequest, JsonReply, Reply, Request
 
-__all__ = ["Protocol", "Route", "Quota", "Refusal", "all_routes", "format_seconds", "utc_timestamp"]
+__all__ = [
+    "Protocol", "Route", "Quota", "Refusal", "all_routes", "body_model", "path_model",
+    "format_seconds", "utc_timestamp",
+]  # fmt: skip
 
 Handler = Callable[[Request], Reply]
+#: The model a request names (None: it names none, or not where expected), for the ``models`` check.
+ModelOf = Callable[[Request], str | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class Route:
     protocol: Protocol
     #: Whether a request on this path is meant for this protocol (by its headers), where another shares the path.
     when: Callable[[Request], bool] | None = None
+    #: Where the request names its model, on routes that use one; checked against ``Emulator.models`` when set.
+    model: ModelOf | None = None
 
     def accepts(self, request: Request) -> bool:
         return self.when is None or self.when(request)
@@ -94,6 +102,9 @@ class Protocol:
     bad_key: ClassVar[Refusal] = Refusal(401, "Incorrect API key provided: {key}.")
     #: Paths that can only be meant for this provider: an unknown one is answered in its error format.
     path_prefixes: ClassVar[tuple[str, ...]] = ()
+    #: The answer to a model outside ``Emulator.models`` (``{model}`` stands for its name); ``None`` for
+    #: single-model servers, which serve whatever model they were started with.
+    model_not_found: ClassVar[Refusal | None] = None
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -127,6 +138,12 @@ class Protocol:
         """The provider's answer to a refusal; protocols whose provider names it override to put ``refusal.code``."""
         return self.error(refusal.status, refusal.message)
 
+    def unknown_model(self, request: Request, model: str) -> JsonReply:
+        """The provider's answer to a request naming a model it does not serve; protocols whose wording depends on
+        the request (Google's names the API version and method) override."""
+        refusal = self.model_not_found or Refusal(404, "model {model} not found")
+        return self.refuse(replace(refusal, message=refusal.message.replace("{model}", model)))
+
     def unknown_path(self, request: Request) -> JsonReply:
         return self.refuse(Refusal(404, f"Invalid URL ({request.method} {request.path}): not an emulated endpoint."))
 
@@ -155,9 +172,30 @@ class Protocol:
         return headers
 
     def route(
-        self, method: str, pattern: str, handler: Handler, when: Callable[[Request], bool] | None = None
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        when: Callable[[Request], bool] | None = None,
+        *,
+        model: ModelOf | None = None,
     ) -> Route:
-        return Route(method, re.compile(pattern + r"\Z"), handler, self, when)
+        return Route(method, re.compile(pattern + r"\Z"), handler, self, when, model)
+
+
+def body_model(request: Request) -> str | None:
+    """The ``model`` of a JSON body; None when there is none (the handler then refuses the body in its own words)."""
+    try:
+        value = request.json().get("model")
+    except BadRequest:
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def path_model(request: Request) -> str | None:
+    """The model named in the path (the route's ``model`` group), URL-decoded (Bedrock's ARNs are sent quoted)."""
+    value = request.params.get("model")
+    return unquote(value) if value else None
 
 
 def format_seconds(seconds: float) -> str:

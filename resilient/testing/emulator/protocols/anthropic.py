@@ -25,7 +25,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse
-from . import Protocol, Quota, Refusal, Route, utc_timestamp
+from . import Protocol, Quota, Refusal, Route, body_model, utc_timestamp
 
 __all__ = ["Anthropic"]
 
@@ -51,6 +51,7 @@ _MODELS = (
     ("claude-3-haiku-20240307", "Claude Haiku 3", "2024-03-07T00:00:00Z"),
 )
 _DEFAULT_PAGE = 20
+_UNKNOWN_CREATED_AT = "2025-01-01T00:00:00Z"  # for configured models the built-in list does not know
 
 
 class Anthropic(Protocol):
@@ -60,11 +61,12 @@ class Anthropic(Protocol):
     sends_retry_after = True
     missing_key: ClassVar[Refusal | None] = Refusal(401, "x-api-key header is required")
     bad_key: ClassVar[Refusal] = Refusal(401, "invalid x-api-key")
+    model_not_found: ClassVar[Refusal | None] = Refusal(404, "model: {model}")
 
     def routes(self) -> list[Route]:
         return [
-            self.route("POST", "/v1/messages", self.messages),
-            self.route("POST", "/v1/messages/count_tokens", self.count_tokens),
+            self.route("POST", "/v1/messages", self.messages, model=body_model),
+            self.route("POST", "/v1/messages/count_tokens", self.count_tokens, model=body_model),
             self.route("GET", "/v1/models", self.models, when=self.owns),
             self.route("GET", r"/v1/models/(?P<model>[^/]+)", self.model, when=self.owns),
         ]
@@ -133,7 +135,8 @@ class Anthropic(Protocol):
     def models(self, request: Request) -> Reply:
         """One page of the Models API, newest first; ``after_id`` / ``before_id`` page as the SDK's iterator does."""
         _require_version(request)
-        ids = [model[0] for model in _MODELS]
+        catalogue = _catalogue(request)
+        ids = [model[0] for model in catalogue]
         limit = _page_size(request.query.get("limit"))
         after, before = request.query.get("after_id"), request.query.get("before_id")
         start, end = 0, len(ids)
@@ -148,7 +151,7 @@ class Anthropic(Protocol):
         else:
             end = min(limit, len(ids))
             has_more = end < len(ids)
-        page = [_model_card(model) for model in _MODELS[start:end]]
+        page = [_model_card(model) for model in catalogue[start:end]]
         return JsonReply(
             200,
             {
@@ -163,7 +166,7 @@ class Anthropic(Protocol):
         """One model by id or alias (the id without its date, ``claude-sonnet-4-5``); unknown ones are 404."""
         _require_version(request)
         wanted = request.params["model"]
-        for model in _MODELS:
+        for model in _catalogue(request):
             if wanted in (model[0], model[0].rsplit("-", 1)[0]):
                 return JsonReply(200, _model_card(model))
         raise BadRequest(f"model: {wanted}", 404)
@@ -337,6 +340,15 @@ def _position(ids: list[str], cursor: str, name: str) -> int:
     if cursor not in ids:
         raise BadRequest(f"{name}: {cursor} is not a model id of this list")
     return ids.index(cursor)
+
+
+def _catalogue(request: Request) -> list[tuple[str, str, str]]:
+    """The models served: the built-in list, or the emulator's ``models`` (known ones first, newest first)."""
+    if request.models is None:
+        return list(_MODELS)
+    known = [model for model in _MODELS if model[0] in request.models]
+    ids = {model[0] for model in known}
+    return known + [(name, name, _UNKNOWN_CREATED_AT) for name in sorted(request.models - ids)]
 
 
 def _model_card(model: tuple[str, str, str]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from urllib.parse import unquote
 
 from ..content import dumps
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
-from . import Protocol, Refusal, Route
+from . import Protocol, Refusal, Route, path_model
 from .anthropic import Anthropic
 
 __all__ = ["Bedrock", "frame"]
@@ -75,6 +75,9 @@ class Bedrock(Protocol):
     missing_key: ClassVar[Refusal | None] = Refusal(403, "Missing Authentication Token", code="MissingAuthenticationTokenException")
     bad_key: ClassVar[Refusal] = Refusal(403, "The security token included in the request is invalid.", code="UnrecognizedClientException")
     path_prefixes: ClassVar[tuple[str, ...]] = ("/model/",)
+    model_not_found: ClassVar[Refusal | None] = Refusal(
+        400, "The provided model identifier is invalid.", code="ValidationException"
+    )
 
     def __init__(self, clock: Any) -> None:
         super().__init__(clock)
@@ -83,8 +86,8 @@ class Bedrock(Protocol):
     def routes(self) -> list[Route]:
         model = r"/model/(?P<model>[^/]+)"
         return [
-            self.route("POST", model + "/invoke", self.invoke),
-            self.route("POST", model + "/invoke-with-response-stream", self.invoke_stream),
+            self.route("POST", model + "/invoke", self.invoke, model=path_model),
+            self.route("POST", model + "/invoke-with-response-stream", self.invoke_stream, model=path_model),
         ]
 
     def api_key(self, request: Request) -> str | None:

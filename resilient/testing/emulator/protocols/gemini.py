@@ -30,7 +30,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import CRLF, sse
-from . import Protocol, Refusal, Route, format_seconds
+from . import Protocol, Refusal, Route, format_seconds, path_model
 
 __all__ = ["Gemini"]
 
@@ -86,13 +86,18 @@ class Gemini(Protocol):
         code="ACCESS_TOKEN_TYPE_UNSUPPORTED",
     )
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1beta/", "/v1alpha/")
+    model_not_found: ClassVar[Refusal | None] = Refusal(
+        404,
+        "models/{model} is not found for API version {version}, or is not supported for {method}. Call ListModels to"
+        " see the list of available models and their supported methods.",
+    )
 
     def routes(self) -> list[Route]:
         return [
-            self.route("POST", _MODEL_PATH + ":generateContent", self.generate),
-            self.route("POST", _MODEL_PATH + ":streamGenerateContent", self.stream),
-            self.route("POST", _MODEL_PATH + ":embedContent", self.embed),
-            self.route("POST", _MODEL_PATH + ":batchEmbedContents", self.batch_embed),
+            self.route("POST", _MODEL_PATH + ":generateContent", self.generate, model=path_model),
+            self.route("POST", _MODEL_PATH + ":streamGenerateContent", self.stream, model=path_model),
+            self.route("POST", _MODEL_PATH + ":embedContent", self.embed, model=path_model),
+            self.route("POST", _MODEL_PATH + ":batchEmbedContents", self.batch_embed, model=path_model),
             self.route("GET", _MODELS_PATH, self.models, when=self.owns),
             self.route("GET", _MODEL_PATH, self.model, when=self.owns),
         ]
@@ -132,6 +137,14 @@ class Gemini(Protocol):
                 {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": refusal.message},
             ]
         return reply
+
+    def unknown_model(self, request: Request, model: str) -> JsonReply:
+        """Google's 404 names the API version and the method called (``generateContent``, ``embedContent``...)."""
+        assert self.model_not_found is not None
+        version = request.path.split("/")[1]
+        method = request.path.rpartition(":")[2]
+        message = self.model_not_found.message.replace("{version}", version).replace("{method}", method)
+        return self.error(404, message.replace("{model}", model))
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         """The error body as Google sends it inside an SSE stream: bare pretty-printed JSON, no ``data:`` field.
@@ -174,7 +187,7 @@ class Gemini(Protocol):
         token = request.query.get("pageToken") or "0"
         if not size.isdigit() or int(size) < 1 or not token.isdigit():
             raise BadRequest("Invalid pageSize or pageToken.")
-        names = list(_MODELS)
+        names = list(_MODELS) if request.models is None else sorted(request.models)
         start, end = int(token), int(token) + int(size)
         reply: dict[str, Any] = {"models": [_model_card(name) for name in names[start:end]]}
         if end < len(names):
@@ -183,7 +196,7 @@ class Gemini(Protocol):
 
     def model(self, request: Request) -> Reply:
         name = request.params["model"]
-        if name not in _MODELS:
+        if name not in (_MODELS if request.models is None else request.models):
             version = request.path.split("/")[1]
             raise BadRequest(f"models/{name} is not found for API version {version}.", 404)
         return JsonReply(200, _model_card(name))
@@ -203,7 +216,12 @@ def _google_key(request: Request) -> str | None:
 
 
 def _model_card(name: str) -> dict[str, Any]:
-    display_name, version, input_limit, output_limit, methods = _MODELS[name]
+    """The model's card; a configured name the built-in list does not know gets a chat (or embedding) model's."""
+    if "embed" in name:
+        default = (name, "001", 2_048, 1, ["embedContent"])
+    else:
+        default = (name, "001", 1_048_576, 8_192, _CHAT_METHODS)
+    display_name, version, input_limit, output_limit, methods = _MODELS.get(name, default)
     card: dict[str, Any] = {
         "name": "models/" + name,
         "version": version,

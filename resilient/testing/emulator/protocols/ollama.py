@@ -14,7 +14,7 @@ from .. import content
 from ..content import Completion
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import NDJSON, ndjson
-from . import Protocol, Route, utc_timestamp
+from . import Protocol, Refusal, Route, body_model, utc_timestamp
 from .openai import parse_chat
 
 __all__ = ["Ollama"]
@@ -29,12 +29,13 @@ class Ollama(Protocol):
     name: ClassVar[str] = "ollama"
     request_id_prefix = "ollama-"
     path_prefixes: ClassVar[tuple[str, ...]] = ("/api/",)
+    model_not_found: ClassVar[Refusal | None] = Refusal(404, 'model "{model}" not found, try pulling it first')
 
     def routes(self) -> list[Route]:
         return [
-            self.route("POST", "/api/chat", self.chat),
-            self.route("POST", "/api/generate", self.generate),
-            self.route("POST", "/api/embed", self.embed),
+            self.route("POST", "/api/chat", self.chat, model=body_model),
+            self.route("POST", "/api/generate", self.generate, model=body_model),
+            self.route("POST", "/api/embed", self.embed, model=body_model),
             self.route("GET", "/api/tags", self.tags),
         ]
 
@@ -109,7 +110,7 @@ class Ollama(Protocol):
                 "digest": hashlib.sha256(name.encode()).hexdigest(),
                 "details": {"format": "gguf", "family": name.split(":")[0], "parameter_size": "1B", "quantization_level": "Q4_0"},
             }
-            for name in _MODELS
+            for name in (_MODELS if request.models is None else sorted(request.models))
         ]
         return JsonReply(200, {"models": models})
 

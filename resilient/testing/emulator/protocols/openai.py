@@ -24,7 +24,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse, sse_raw
-from . import Protocol, Quota, Refusal, Route
+from . import Protocol, Quota, Refusal, Route, body_model, path_model
 
 __all__ = ["OpenAI", "parse_chat", "text_of"]
 
@@ -61,6 +61,9 @@ class OpenAI(Protocol):
         code="invalid_api_key",
     )
     path_prefixes: ClassVar[tuple[str, ...]] = ("/v1/",)
+    model_not_found: ClassVar[Refusal | None] = Refusal(
+        404, "The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+    )
     #: Whether chat messages are checked as OpenAI checks them (roles, tool answers). Servers that copy the
     #: dialect but hand the messages to a chat template do not, and turn it off.
     checks_messages: ClassVar[bool] = True
@@ -72,11 +75,11 @@ class OpenAI(Protocol):
     def routes(self) -> list[Route]:
         p = self.prefix
         return [
-            self.route("POST", p + "/chat/completions", self.chat),
-            self.route("POST", p + "/embeddings", self.embeddings),
-            self.route("POST", p + "/images/generations", self.images),
+            self.route("POST", p + "/chat/completions", self.chat, model=body_model),
+            self.route("POST", p + "/embeddings", self.embeddings, model=body_model),
+            self.route("POST", p + "/images/generations", self.images, model=body_model),
             self.route("GET", p + "/models", self.models),
-            self.route("GET", p + r"/models/(?P<model>[^/]+)", self.model),
+            self.route("GET", p + r"/models/(?P<model>[^/]+)", self.model, model=path_model),
         ]
 
     # -- errors and headers ------------------------------------------------------
@@ -217,7 +220,8 @@ class OpenAI(Protocol):
         return JsonReply(200, {"created": int(self.clock.time()), "data": [dict(image) for _ in range(count)]})
 
     def models(self, request: Request) -> Reply:
-        return JsonReply(200, {"object": "list", "data": [self._model_card(m) for m in _MODELS]})
+        names = _MODELS if request.models is None else sorted(request.models)
+        return JsonReply(200, {"object": "list", "data": [self._model_card(m) for m in names]})
 
     def model(self, request: Request) -> Reply:
         return JsonReply(200, self._model_card(request.params["model"]))
