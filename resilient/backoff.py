@@ -144,7 +144,9 @@ class _Attempts:
     def delay_after(self, exc: Exception) -> float | str:
         """The wait before the next attempt, or the reason (a ``str``) to give up."""
         policy = self.policy
-        info = classify(exc)
+        # An HTTP-date Retry-After is measured against this layer's clock (its own
+        # clock= or the installed one), never a different one installed globally.
+        info = classify(exc, now=self.clock.time())
         if not self.layer.should_retry(exc, info.retryable):
             return "not_retryable"
         gate = policy.gate

@@ -293,7 +293,7 @@ _CONNECTION_NAMES: Final = frozenset(
 )  # fmt: skip
 
 
-def classify(exc: BaseException) -> Classification:
+def classify(exc: BaseException, *, now: float | None = None) -> Classification:
     """Describe any exception in the toolkit's terms.
 
     Understands, in this order: the toolkit's own errors; anything carrying an
@@ -303,12 +303,18 @@ def classify(exc: BaseException) -> Classification:
     transport failures by class name (timeouts, connection errors) so that
     none of those packages needs importing; the builtins. ``x-should-retry``
     in the response headers overrides the status-based decision.
+
+    ``now`` (epoch seconds; default: the current toolkit clock's wall time)
+    is what a ``Retry-After`` given as an HTTP date is measured against. A
+    layer with its own ``clock=`` passes ``now=clock.time()``, so the hint
+    follows that clock rather than whichever one is installed globally. The
+    toolkit's own errors carry ``retry_after`` already in seconds and ignore it.
     """
     if isinstance(exc, ResilientError):
         return _classify_own(exc)
 
     status, headers, boto_code = _status_and_headers(exc)
-    retry_after = parse_retry_after(headers) if headers is not None else None
+    retry_after = parse_retry_after(headers, now=now) if headers is not None else None
 
     if boto_code is not None:
         kind = "rate_limit" if boto_code in _BOTO_THROTTLING else _BOTO_KINDS.get(boto_code)

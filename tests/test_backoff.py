@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 
 import pytest
@@ -120,6 +121,40 @@ def test_requests_429_with_retry_after_3_waits_exactly_3_seconds(fake_clock: Fak
 
     assert ask() == "ok"
     assert fake_clock.sleeps == [3]
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+def test_an_http_date_retry_after_is_read_against_the_decorators_own_clock(run: str) -> None:
+    # clock= is an equal alternative to installing a clock: the date is measured against
+    # the decorator's own clock's wall time, not the installed one (here a minute behind).
+    own = FakeClock(wall=1_700_000_000.0)
+    installed = FakeClock(wall=own.time() - 60)
+    retry_at = email.utils.formatdate(own.time() + 7, usegmt=True)
+    flaky = Flaky(http_error(429, **{"Retry-After": retry_at}))
+    ask = backoff(clock=own, jitter=None, initial_delay=1)(flaky)
+
+    async def aflaky():
+        return flaky()
+
+    with clock.use(installed):
+        if run == "sync":
+            assert ask() == "ok"
+        else:
+            assert asyncio.run(backoff(clock=own, jitter=None, initial_delay=1)(aflaky)()) == "ok"
+
+    assert own.sleeps == [7.0]
+    assert installed.sleeps == []
+    assert flaky.calls == 2
+
+
+def test_an_http_date_retry_after_under_clock_equals_without_any_clock_installed() -> None:
+    # The repro: no clock installed at all (real time is years past the fake wall time).
+    own = FakeClock()
+    retry_at = email.utils.formatdate(own.time() + 7, usegmt=True)
+    ask = backoff(clock=own, max_retries=1, jitter=None, initial_delay=1)(Flaky(http_error(429, **{"Retry-After": retry_at})))
+
+    assert ask() == "ok"
+    assert own.sleeps == [7.0]
 
 
 def test_a_hint_shorter_than_the_backoff_delay_does_not_shorten_it(fake_clock: FakeClock) -> None:

@@ -389,6 +389,21 @@ def test_classify_requests_503_with_retry_after_date():
         assert classify(requests_error(503, headers)) == Classification("overloaded", True, 20.0, 503)
 
 
+def test_classify_measures_an_http_date_retry_after_against_the_given_now():
+    headers = {"Retry-After": http_date(NOW + 20)}
+    # The installed clock is a minute behind: a layer with its own clock passes its time as now=.
+    with clock.use(FakeClock(wall=NOW - 60)):
+        assert classify(requests_error(429, headers), now=NOW) == Classification("rate_limit", True, 20.0, 429)
+        assert classify(requests_error(503, headers), now=NOW + 20) == Classification("overloaded", True, None, 503)
+        assert classify(requests_error(503, headers)).retry_after == 80.0  # no now=: the installed clock
+
+
+def test_classify_now_does_not_touch_hints_in_seconds_or_the_toolkits_own_errors():
+    assert classify(requests_error(429, {"Retry-After": "3"}), now=0.0).retry_after == 3.0
+    assert classify(RateLimitError("slow", status=429, retry_after=4.5), now=0.0).retry_after == 4.5
+    assert classify(requests.Timeout("read timed out"), now=NOW) == Classification("timeout", True, None, None)
+
+
 def test_classify_requests_timeout():
     assert classify(requests.Timeout("read timed out")) == Classification("timeout", True, None, None)
     assert classify(requests.exceptions.ReadTimeout()) == Classification("timeout", True, None, None)
