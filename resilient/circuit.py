@@ -212,7 +212,7 @@ class Circuit(Layer):
         if self._storage.state != pybreaker.STATE_OPEN or self._opened_at is None:
             return 0.0
         now = _clock.resolve(self._clock).monotonic()
-        return max(0.0, self._opened_at + self.policy.reset_timeout - now)
+        return _clock.until(self._opened_at + self.policy.reset_timeout, now)
 
     # ----------------------------------------------------------------- guard protocol
 
@@ -235,10 +235,10 @@ class Circuit(Layer):
             now = _clock.resolve(self._clock).monotonic()
             if self._opened_at is None:  # opened elsewhere (shared storage): start our timer now
                 self._opened_at = now
-            remaining = self._opened_at + self.policy.reset_timeout - now
-            if remaining > 0:
+            reopens_at = self._opened_at + self.policy.reset_timeout
+            if now < reopens_at:
                 self._rejected += 1
-                raise CircuitOpenError(f"circuit {self.name} is open", retry_after=remaining)
+                raise CircuitOpenError(f"circuit {self.name} is open", retry_after=_clock.until(reopens_at, now))
             self._probes = 0
             self._breaker.half_open()
         if self._probes >= self.policy.half_open_max_calls:

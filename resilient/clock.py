@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time as _time
 from collections.abc import Iterator
@@ -134,6 +135,23 @@ A FakeClock tells nobody when it is moved, so a thread or task waiting for a
 slot with a timeout re-reads it this often; under the system clock the wait
 blocks for the whole remaining time and nothing polls.
 """
+
+
+def until(deadline: float, now: float) -> float:
+    """Seconds from ``now`` to ``deadline`` (0 if past), never too few: ``now + result >= deadline``.
+
+    ``deadline - now`` can come out one float step short, so that a caller who
+    advances a FakeClock (or sleeps) by exactly the ``retry_after`` it was given
+    lands just before the deadline and is refused again with a ``retry_after``
+    of ~1e-16. Nudging the difference up an ulp at a time (at most a couple of
+    steps) keeps the promise that waiting exactly the hint is enough.
+    """
+    wait = deadline - now
+    if wait <= 0:
+        return 0.0
+    while now + wait < deadline:
+        wait = math.nextafter(wait, math.inf)
+    return wait
 
 
 def wait_slice(clock: Clock, remaining: float | None) -> float | None:

@@ -87,6 +87,34 @@ def test_open_circuit_says_how_long_until_a_probe(fake_clock: FakeClock, breaker
     assert breaker.stats()["rejected"] == 1
 
 
+@pytest.mark.parametrize(
+    ("start", "elapsed", "reset_timeout"),
+    [(0.1, 0.1, 0.7), (0.1, 0.2, 2.5), (1.1, 0.2, 2.5), (0.0, 12, 30)],  # the first three lost a float step
+)
+def test_waiting_exactly_retry_after_reaches_the_probe(start: float, elapsed: float, reset_timeout: float) -> None:
+    clock = FakeClock()
+    clock.advance(start)  # opened at 0 + start, reopening at start + reset_timeout: sums that can lose a float step
+    breaker = Circuit(fail_max=1, reset_timeout=reset_timeout, clock=clock)
+
+    @breaker
+    def call(outcome: BaseException | None = None) -> str:
+        if outcome is not None:
+            raise outcome
+        return "ok"
+
+    trip(call, 1)
+    clock.advance(elapsed)
+    with pytest.raises(CircuitOpenError) as caught:
+        call()
+    wait = caught.value.retry_after
+    assert wait == pytest.approx(reset_timeout - elapsed) and breaker.retry_after() == wait
+
+    clock.advance(wait)
+
+    assert breaker.retry_after() == 0.0
+    assert call() == "ok" and breaker.state == "closed"
+
+
 def test_rejected_calls_do_not_reach_the_function(breaker: Circuit) -> None:
     reached = []
 

@@ -69,6 +69,32 @@ def test_tokens_per_minute_limit(http, emulator, fake_clock):
     assert chat(http, emulator).status_code == 200
 
 
+def test_retry_after_is_rounded_up_to_the_millisecond_never_down_nor_to_zero(http, emulator, fake_clock):
+    emulator.add_fault("rate_limit", rps=3, burst=1)  # the true wait is 1/3 s: 333.33... ms
+    assert chat(http, emulator).status_code == 200
+    refused = chat(http, emulator)
+    assert (refused.headers["retry-after-ms"], refused.headers["retry-after"]) == ("334", "0.334")
+    assert "try again in 0.334s" in refused.json()["error"]["message"]
+    fake_clock.advance(0.333)  # the old, rounded-down hint: still 1/3000 s short
+    early = chat(http, emulator)
+    assert early.status_code == 429
+    assert (early.headers["retry-after-ms"], early.headers["retry-after"]) == ("1", "0.001")  # not "0"
+
+
+@pytest.mark.parametrize("header", ["retry-after-ms", "retry-after"])
+@pytest.mark.parametrize("rps", [3, 9, 7, 2.5, 10, 20])
+def test_a_client_waiting_exactly_the_retry_after_is_admitted(http, emulator, fake_clock, rps, header):
+    emulator.add_fault("rate_limit", rps=rps, burst=1)
+    assert chat(http, emulator).status_code == 200
+    for _ in range(5):  # several refills, so float noise in the bucket's level has a chance to build up
+        refused = chat(http, emulator)
+        assert refused.status_code == 429
+        wait = float(refused.headers[header]) / (1000 if header == "retry-after-ms" else 1)
+        assert wait >= 1 / rps
+        fake_clock.advance(wait)
+        assert chat(http, emulator).status_code == 200
+
+
 def test_outage_answers_its_status_only_inside_its_window(http, emulator, fake_clock):
     emulator.add_fault("outage", start=5, duration=10, status=503)
     seen = {}

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from ...secrets import fingerprint
 from .framing import WRONG_SHAPE
-from .protocols import Quota
+from .protocols import Quota, format_seconds
 
 __all__ = ["Call", "Plan", "Failure", "RefusedKey", "Fault", "FaultSet", "KINDS", "make_fault"]
 
@@ -242,7 +242,7 @@ class RateLimit(Fault):
         plan.failure = Failure(
             429,
             f"Rate limit reached for {fingerprint(call.key)}: {self.rps:g} requests per second, burst {self.burst}."
-            f" Please try again in {wait:.3f}s.",
+            f" Please try again in {format_seconds(wait)}s.",
             retry_after=wait,
             quota=quota,
             retry_header=self.retry_header,
@@ -434,7 +434,14 @@ class FaultSet:
 
 
 class _Bucket:
-    """A token bucket read at explicit times, so a fake clock drives it exactly."""
+    """A token bucket read at explicit times, so a fake clock drives it exactly.
+
+    A request is admitted when the level is short of ``amount`` by no more than
+    :data:`_SLACK` tokens: the refill is float arithmetic (``(now - at) * rate``),
+    so a client that waits exactly the advertised wait (rounded up to the
+    millisecond, never down) may find the level a few ulps below the whole token
+    it was promised, and must still get through.
+    """
 
     def __init__(self, capacity: int, rate: float, now: float) -> None:
         self.capacity, self.rate = capacity, rate
@@ -444,13 +451,17 @@ class _Bucket:
         """Refill up to ``now``; seconds until ``amount`` tokens are there (0 if they are)."""
         self.level = min(self.capacity, self.level + (now - self._at) * self.rate)
         self._at = max(self._at, now)
-        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+        return 0.0 if self.level >= amount - _SLACK else (amount - self.level) / self.rate
 
     def take(self, amount: float) -> None:
         self.level -= amount
 
     def until_full(self) -> float:
         return (self.capacity - self.level) / self.rate
+
+
+#: Tokens a bucket may be short of a request and still admit it: float noise, far below any real shortfall.
+_SLACK = 1e-9
 
 
 def _as_set(value: str | Iterable[str] | None) -> frozenset[str] | None:

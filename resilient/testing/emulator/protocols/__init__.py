@@ -15,6 +15,7 @@ protocols that use one before OpenAI, whose dialect is the fallback.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from ..exchange import BadRequest, JsonReply, Reply, Request
 
 __all__ = [
     "Protocol", "Route", "Quota", "Refusal", "all_routes", "body_model", "path_model",
-    "format_seconds", "utc_timestamp",
+    "ceil_millis", "format_seconds", "utc_timestamp",
 ]  # fmt: skip
 
 Handler = Callable[[Request], Reply]
@@ -168,7 +169,7 @@ class Protocol:
             return {}
         headers = {"retry-after": format_seconds(retry_after)}
         if self.sends_retry_after_ms:
-            headers["retry-after-ms"] = str(round(retry_after * 1000))
+            headers["retry-after-ms"] = str(ceil_millis(retry_after))
         return headers
 
     def route(
@@ -198,9 +199,26 @@ def path_model(request: Request) -> str | None:
     return unquote(value) if value else None
 
 
+def ceil_millis(seconds: float) -> int:
+    """A wait in whole milliseconds, rounded *up*: a client that waits exactly this long is never early.
+
+    Rounding to the nearest would send ``333`` for a third of a second, and a
+    client waiting that long would arrive before the bucket refilled (then be
+    told to wait ``0``). A positive wait is never sent as ``0``. The product is
+    first rounded to a picosecond so that float noise (``0.3 * 1000`` is not
+    quite ``300``) does not add a millisecond to a wait that is already whole;
+    the rate-limit bucket admits within that noise.
+    """
+    if not seconds > 0:
+        return 0
+    return max(1, math.ceil(round(seconds * 1000, 9)))
+
+
 def format_seconds(seconds: float) -> str:
-    """Seconds as a short decimal (``0.2``, ``12``): precise to the millisecond, as tests need."""
-    return f"{max(seconds, 0.0):.3f}".rstrip("0").rstrip(".") or "0"
+    """Seconds as a short decimal (``0.2``, ``12``), rounded up to the millisecond (see :func:`ceil_millis`)."""
+    millis = ceil_millis(seconds)
+    whole, rest = divmod(millis, 1000)
+    return f"{whole}.{rest:03d}".rstrip("0").rstrip(".") if rest else str(whole)
 
 
 def utc_timestamp(epoch: float) -> str:
