@@ -74,6 +74,14 @@ class FakeClock:
     let a circuit's reset timeout pass, say). Safe to share between threads
     and event loops; ``asleep`` still yields to the event loop once so that
     other tasks run, as a real sleep would let them.
+
+    Each sleeper moves the one shared time by its whole sleep, at once: the
+    clock serves one caller's waits exactly, but concurrent sleepers add up
+    (two tasks sleeping 5 s and 1 s leave it at 6 s, not 5 s) and return in
+    the order they slept, not by deadline. To test concurrent callers, let
+    them wait on something else (a slot, a key, a batch) and move time from
+    the test with :meth:`advance`; the toolkit's timed waits re-read the
+    clock, so they end exactly when it passes their deadline.
     """
 
     def __init__(self, start: float = 0.0, *, wall: float = 1_700_000_000.0) -> None:
