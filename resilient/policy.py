@@ -10,6 +10,12 @@ Fields are validated on construction and on every assignment; an invalid value
 raises :class:`ValueError` naming the field, and the old value is kept. Reads
 are plain attribute reads (validated values live in the instance ``__dict__``),
 so consulting a policy on the hot path costs nothing extra.
+
+Most fields are simply read at the next call. A field that the owner must act
+on at once (a batch that the new size already fills, a bucket whose rate
+changes) is listed in the subclass's ``_watched``: once a change of such a
+field is stored, the policy calls the owner's ``_on_change(names)``, if the
+owner set one.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Policy:
     """Base class: subclasses declare ``_fields = {"name": (default, validator)}``."""
 
     _fields: ClassVar[dict[str, tuple[Any, Validator]]] = {}
+    #: Fields whose change the owner acts on at once, through ``_on_change`` (see the module docstring).
+    _watched: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **values: Any) -> None:
         unknown = set(values) - set(self._fields)
@@ -60,6 +68,8 @@ class Policy:
         value = spec[1](name, value)
         self._check_together({**self.__dict__, name: value})
         object.__setattr__(self, name, value)
+        if name in self._watched:
+            self._notify({name})
 
     def update(self, **values: Any) -> None:
         """Set several fields at once; if any value is invalid, none is changed."""
@@ -72,6 +82,15 @@ class Policy:
         self._check_together({**self.__dict__, **checked})
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+        watched = self._watched.intersection(checked)
+        if watched:
+            self._notify(watched)
+
+    def _notify(self, names: set[str] | frozenset[str]) -> None:
+        """Tell the owner that the watched fields ``names`` changed (they are already stored)."""
+        listener = self.__dict__.get("_on_change")
+        if listener is not None:
+            listener(names)
 
     def _check_together(self, values: dict[str, Any]) -> None:
         """Raise ``ValueError`` when fields valid one by one are not valid together.

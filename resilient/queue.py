@@ -29,7 +29,9 @@ Time (arrival, wait timeouts, wait-time stats) is read from the toolkit
 clock. With the system clock a timed wait blocks on the lock or future with a
 timeout. Another clock (a ``FakeClock``) does not tell anyone when it is
 moved, so a timed wait under it re-reads the clock every millisecond: tests
-stay exact, production never polls.
+stay exact, production never polls. A slot is never handed to a waiter whose
+timeout has run out on the clock, however soon it would have noticed: the
+outcome of a FakeClock test does not depend on thread timing.
 """
 
 from __future__ import annotations
@@ -90,33 +92,19 @@ class QueuePolicy(Policy):
     priority: Priority
     aging: float | None
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name in _WATCHED:
-            self._changed({name})
-
-    def update(self, **values: Any) -> None:
-        super().update(**values)
-        if _WATCHED.intersection(values):
-            self._changed(_WATCHED.intersection(values))
-
-    def _changed(self, names: set[str] | frozenset[str]) -> None:
-        listener = self.__dict__.get("_on_change")
-        if listener is not None:
-            listener(names)
-
-
-_WATCHED = frozenset({"max_concurrent", "aging"})  # fields whose change the queue acts on at once
+    # Acted on at once: more room admits waiters, a new aging re-ranks them.
+    _watched = frozenset({"max_concurrent", "aging"})
 
 
 class _Waiter:
     """One call waiting for a slot; ``granted`` is decided under the queue's lock."""
 
-    __slots__ = ("priority", "arrived", "granted", "abandoned", "lock", "loop", "future")
+    __slots__ = ("priority", "arrived", "deadline", "granted", "abandoned", "lock", "loop", "future")
 
-    def __init__(self, priority: Priority, arrived: float) -> None:
+    def __init__(self, priority: Priority, arrived: float, deadline: float | None) -> None:
         self.priority = priority
         self.arrived = arrived
+        self.deadline = deadline  # when its timeout runs out, on the queue's clock; None: never
         self.granted = False
         self.abandoned = False
         self.lock: Any = None
@@ -189,12 +177,12 @@ class RequestQueue(Layer):
                 self._admitted += 1
                 self._samples[p].append(0.0)
                 return
+            if timeout is _UNSET:
+                timeout = policy.timeout
             clock = _clock.resolve(self._clock)
-            waiter = self._enqueue(p, clock)
+            waiter = self._enqueue(p, clock, timeout)
             waiter.lock = lock = threading.Lock()
             lock.acquire()
-        if timeout is _UNSET:
-            timeout = policy.timeout
         try:
             if timeout is None:
                 got = lock.acquire()
@@ -221,12 +209,12 @@ class RequestQueue(Layer):
                 self._admitted += 1
                 self._samples[p].append(0.0)
                 return
+            if timeout is _UNSET:
+                timeout = policy.timeout
             clock = _clock.resolve(self._clock)
-            waiter = self._enqueue(p, clock)
+            waiter = self._enqueue(p, clock, timeout)
             waiter.loop = loop = asyncio.get_running_loop()
             waiter.future = future = loop.create_future()
-        if timeout is _UNSET:
-            timeout = policy.timeout
         try:
             if timeout is None:
                 await future
@@ -263,7 +251,7 @@ class RequestQueue(Layer):
             return priority
         return as_priority(priority)
 
-    def _enqueue(self, p: Priority, clock: _clock.Clock) -> _Waiter:
+    def _enqueue(self, p: Priority, clock: _clock.Clock, timeout: float | None) -> _Waiter:
         """Put a waiter in line, or refuse it. Called with the lock held."""
         policy = self.policy
         if self._live >= policy.queue_size:
@@ -272,7 +260,7 @@ class RequestQueue(Layer):
                 f"queue {self.name} is full: {self._active} running, {self._live} waiting (queue_size={policy.queue_size})"
             )
         now = clock.monotonic()
-        waiter = _Waiter(p, now)
+        waiter = _Waiter(p, now, None if timeout is None else now + timeout)
         heapq.heappush(self._heap, (_rank(waiter, policy.aging), next(self._seq), waiter))
         self._live += 1
         self._waiting[p] += 1
@@ -282,7 +270,7 @@ class RequestQueue(Layer):
         """A waiter stopped waiting (timeout or cancellation); keep or return what it was granted."""
         with self._lock:
             granted = waiter.granted
-            if not granted:
+            if not granted and not waiter.abandoned:  # (a waiter _dispatch found expired is counted already)
                 waiter.abandoned = True
                 self._live -= 1
                 self._stale += 1
@@ -311,6 +299,15 @@ class RequestQueue(Layer):
             waiter = heapq.heappop(heap)[2]
             if waiter.abandoned:
                 self._stale -= 1
+                continue
+            if waiter.deadline is not None and now >= waiter.deadline:
+                # Its timeout ran out before this slot was free: under a FakeClock a slot freed at
+                # t=10 must not go to a caller whose timeout ended at t=5, however soon it polls.
+                # It gives up (its own wait loop raises QueueTimeoutError) and the slot goes on.
+                waiter.abandoned = True
+                self._live -= 1
+                self._waiting[waiter.priority] -= 1
+                self._timed_out += 1
                 continue
             waiter.granted = True
             self._live -= 1

@@ -12,7 +12,17 @@ providers count requests-per-minute and tokens-per-minute. A call's weight is
 the time until the bucket holds enough, so an outer ``@backoff`` waits just
 that long. Waiting callers *reserve* their units when they arrive (the bucket
 may go into debt), so they are served first come, first served and each
-sleeps once, for an exact time, instead of racing for every refill.
+sleeps once, for an exact time, instead of racing for every refill. A caller
+interrupted while it sleeps (``KeyboardInterrupt``, a cancelled task) gives
+its units back, and counts as neither admitted nor waited in the stats: only
+a call that goes ahead does.
+
+Tuning at runtime. A change of ``calls`` or ``period`` applies from the moment
+it is made, never retroactively: the bucket is first brought up to date at the
+old limits (the units earned so far stay), then refills at the new rate. The
+bucket never holds more than ``calls`` units, so lowering ``calls`` cuts the
+burst allowed right away; raising it adds no unit at once, the bucket fills up
+to the new capacity at the new rate.
 
 What the ``ratelimit`` package provides and what this module adds
 -----------------------------------------------------------------
@@ -84,7 +94,7 @@ def _cost(name: str, value: Any) -> Any:
 
 
 class RateLimitPolicy(Policy):
-    """Configuration of a limiter; a change applies from the next call."""
+    """Configuration of a limiter; a change applies from the next call (``calls`` and ``period``: from now on)."""
 
     _fields = {
         "calls": (60.0, positive_float),
@@ -93,6 +103,8 @@ class RateLimitPolicy(Policy):
         "cost": (None, _cost),
         "max_wait": (None, optional(non_negative_float)),
     }
+
+    _watched = frozenset({"calls", "period"})  # the bucket must be settled at the old limits first
 
     calls: float
     period: float
@@ -115,10 +127,14 @@ class BucketState(Protocol):
         """
 
     def give_back(self, cost: float) -> None:
-        """Return units taken by a call that did not happen (cancelled while waiting)."""
+        """Return units taken by a call that did not happen (cancelled or interrupted while waiting)."""
 
     def debit(self, cost: float, now: float, capacity: float, rate: float) -> None:
-        """Take units unconditionally (usage known only after the call, e.g. tokens)."""
+        """Take units unconditionally (usage known only after the call, e.g. tokens).
+
+        With ``cost`` 0 it only refills to ``now``: the limiter does so at the
+        old limits when they change, so the new ones apply from then on.
+        """
 
     def level(self, now: float, capacity: float, rate: float) -> float:
         """Units in the bucket at ``now`` (negative while in debt)."""
@@ -137,9 +153,9 @@ class MemoryBucketState:
         if tokens is None:
             tokens = capacity
         elif now > self._updated:
-            tokens = min(capacity, tokens + (now - self._updated) * rate)
+            tokens += (now - self._updated) * rate
         self._updated = max(now, self._updated)
-        return tokens
+        return min(capacity, tokens)  # also when no time passed: a lowered capacity holds at once
 
     def take(self, cost: float, now: float, capacity: float, rate: float, *, reserve: bool) -> float:
         with self._lock:
@@ -198,7 +214,10 @@ class RateLimiter(Layer):
         self._state: BucketState = state if state is not None else MemoryBucketState()
         self._clock = clock
         self._lock = threading.Lock()
+        # (capacity, rate) the bucket runs at: replaced only once the bucket is settled at the old ones.
+        self._limits = (self.policy.calls, self.policy.calls / self.policy.period)
         self.reset_stats()
+        self.policy._on_change = self._limits_changed
 
     def __call__(self, fn: F) -> F:
         return self.wrap(fn)
@@ -207,9 +226,8 @@ class RateLimiter(Layer):
 
     def try_acquire(self, cost: float = 1.0) -> float:
         """Take ``cost`` units if the bucket holds them: returns 0, else the seconds to wait (nothing taken)."""
-        p = self.policy
         cost = _checked_cost(cost)
-        wait = self._state.take(cost, _clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period, reserve=False)
+        wait = self._state.take(cost, _clock.resolve(self._clock).monotonic(), *self._limits, reserve=False)
         with self._lock:
             if wait:
                 self._rejected += 1
@@ -220,54 +238,74 @@ class RateLimiter(Layer):
     def acquire(self, cost: float = 1.0) -> float:
         """Admit a call of weight ``cost``: sleep (mode wait) or raise (mode raise). Returns seconds slept."""
         clock = _clock.resolve(self._clock)
+        cost = _checked_cost(cost)
         wait = self._reserve(cost, clock)
         if wait:
-            clock.sleep(wait)
+            try:
+                clock.sleep(wait)
+            except BaseException:  # interrupted (Ctrl-C): the call will not happen, its units go back
+                self._state.give_back(cost)
+                raise
+        self._admit(wait)
         return wait
 
     async def acquire_async(self, cost: float = 1.0) -> float:
         """:meth:`acquire` for a task: sleeps without blocking its event loop."""
         clock = _clock.resolve(self._clock)
+        cost = _checked_cost(cost)
         wait = self._reserve(cost, clock)
         if wait:
             try:
                 await clock.asleep(wait)
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled or interrupted: the call will not happen, its units go back
                 self._state.give_back(cost)
                 raise
+        self._admit(wait)
         return wait
 
     def debit(self, cost: float) -> None:
         """Count units used after the fact (actual tokens), even into debt."""
-        p = self.policy
         cost = _checked_cost(cost)
-        self._state.debit(cost, _clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period)
+        self._state.debit(cost, _clock.resolve(self._clock).monotonic(), *self._limits)
 
     def available(self) -> float:
         """Units in the bucket now (negative while waiting callers hold reservations)."""
+        return self._state.level(_clock.resolve(self._clock).monotonic(), *self._limits)
+
+    def _limits_changed(self, names: set[str] | frozenset[str]) -> None:
+        """``calls`` or ``period`` changed: settle the bucket at the old limits, then run at the new ones.
+
+        Without this, the next refill would count the time since the last
+        call at the new rate: slowing down would take back units already
+        earned, speeding up would hand out units never earned.
+        """
         p = self.policy
-        return self._state.level(_clock.resolve(self._clock).monotonic(), p.calls, p.calls / p.period)
+        with self._lock:  # two changes at once: each settles at the limits the other left
+            self._state.debit(0.0, _clock.resolve(self._clock).monotonic(), *self._limits)
+            self._limits = (p.calls, p.calls / p.period)
 
     def _reserve(self, cost: float, clock: _clock.Clock) -> float:
-        cost = _checked_cost(cost)
+        """Take (mode raise) or reserve (mode wait) ``cost`` units: the seconds to wait, or raise."""
         p = self.policy
         now = clock.monotonic()
-        rate = p.calls / p.period
         if p.mode == "raise":
-            wait = self._state.take(cost, now, p.calls, rate, reserve=False)
+            wait = self._state.take(cost, now, *self._limits, reserve=False)
             if wait:
                 self._refuse(wait)
         else:
-            wait = self._state.take(cost, now, p.calls, rate, reserve=True)
+            wait = self._state.take(cost, now, *self._limits, reserve=True)
             if wait and p.max_wait is not None and wait > p.max_wait:
                 self._state.give_back(cost)
                 self._refuse(wait)
+        return wait
+
+    def _admit(self, wait: float) -> None:
+        """Count a call that goes ahead (after its wait, so an interrupted one is not counted)."""
         with self._lock:
             self._admitted += 1
             if wait:
                 self._waited += 1
                 self._waited_seconds += wait
-        return wait
 
     def _refuse(self, wait: float) -> None:
         with self._lock:

@@ -171,6 +171,46 @@ def test_policy_changes_apply_to_the_next_call(fake_clock: FakeClock) -> None:
         call.policy.mode = "drop"
 
 
+def test_lowering_calls_cuts_the_burst_at_once(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(10, 10, mode="raise")
+    limiter.acquire()  # 9 left
+
+    limiter.policy.calls = 2  # no time passes before the next calls
+
+    assert limiter.available() == 2.0
+    assert [limiter.acquire(), limiter.acquire()] == [0.0, 0.0]
+    with pytest.raises(RateLimitExceeded):
+        limiter.acquire()
+
+
+def test_slowing_down_keeps_the_units_already_earned(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(60, 60, mode="raise")  # 1 per second
+    for _ in range(60):
+        limiter.acquire()
+    fake_clock.advance(30)  # 30 units earned at the old rate
+
+    limiter.policy.period = 3600  # 1 per minute from now on
+
+    assert limiter.available() == pytest.approx(30.0)
+    assert limiter.acquire() == 0.0
+    fake_clock.advance(30)
+    assert limiter.available() == pytest.approx(29.5)  # half a minute at the new rate
+
+
+def test_speeding_up_applies_from_the_change_not_since_the_last_call(fake_clock: FakeClock) -> None:
+    limiter = RateLimiter(60, 3600, mode="raise")  # 1 per minute
+    for _ in range(60):
+        limiter.acquire()
+    fake_clock.advance(30)  # half a unit earned
+
+    limiter.policy.update(calls=120, period=60)  # 2 per second from now on
+
+    assert limiter.available() == pytest.approx(0.5)
+    with pytest.raises(RateLimitExceeded) as caught:
+        limiter.acquire()
+    assert caught.value.retry_after == pytest.approx(0.25)
+
+
 def test_invalid_configuration_raises_at_decoration() -> None:
     with pytest.raises(ValueError, match="calls"):
         rate_limited(0, 10)
@@ -206,6 +246,47 @@ async def test_a_cancelled_wait_gives_its_units_back() -> None:
         await waiting
 
     assert limiter.available() == 0.0
+
+
+async def test_a_cancelled_wait_is_not_counted_as_admitted() -> None:
+    limiter = RateLimiter(1, 60, clock=SleepUntilCancelledClock())
+    limiter.acquire()
+
+    waiting = asyncio.create_task(limiter.acquire_async())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    stats = limiter.stats()
+    assert (stats["admitted"], stats["waited"], stats["waited_seconds"]) == (1, 0, 0.0)
+
+
+class InterruptedClock(FakeClock):
+    """A FakeClock whose sleeps are interrupted, as Ctrl-C interrupts ``time.sleep``."""
+
+    def sleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    async def asleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "acquire",
+    [RateLimiter.acquire, lambda limiter: limiter.acquire_async().send(None)],  # the coroutine runs to its sleep
+    ids=["sync", "async"],
+)
+def test_an_interrupted_wait_gives_its_units_back_and_is_not_admitted(acquire) -> None:
+    limiter = RateLimiter(1, 60, clock=InterruptedClock())
+    limiter.acquire()
+
+    with pytest.raises(KeyboardInterrupt):
+        acquire(limiter)  # reserves the next unit, then its sleep is interrupted
+
+    assert limiter.available() == 0.0  # not -1: the next caller waits one refill, not two
+    stats = limiter.stats()
+    assert (stats["admitted"], stats["waited"], stats["waited_seconds"]) == (1, 0, 0.0)
 
 
 def test_a_stream_is_admitted_when_it_starts(fake_clock: FakeClock) -> None:
