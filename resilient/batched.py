@@ -36,6 +36,20 @@ asyncio a timer of the loop fires at the deadline (the loop's own resolution,
 is a ``sleep``/``asleep`` on that clock until the deadline: with a
 ``FakeClock`` it returns at once, so a test sees the flush at exactly
 ``arrival + batch_timeout`` in fake time without waiting for real.
+
+Runtime changes. Lowering ``max_batch_size`` flushes an open batch that it
+now fills at once (reason ``"size"``: a waiting thread or a callback in the
+batch's loop takes it), and no list call ever holds more than
+``max_batch_size`` items: a batch gathered under a larger size is sent as
+several list calls (each one a batch in the stats).
+
+Interrupted callers. A thread interrupted while its batch is still gathering
+(``KeyboardInterrupt`` in its wait) leaves it: its item is taken out, since no
+one would read its result, and if it was the first caller, the one that waits
+for the deadline, the next caller in the batch takes over that wait, so the
+others are still flushed at the deadline. A batch left empty is closed. Once
+the batch has been taken it is sent as it is, and the interrupted caller's
+result is dropped.
 """
 
 from __future__ import annotations
@@ -72,35 +86,55 @@ class BatchLengthError(ValueError):
 
 
 class BatchedPolicy(Policy):
-    """Configuration of one ``@batched`` layer; both fields can be changed at runtime."""
+    """Configuration of one ``@batched`` layer; both fields can be changed at runtime.
+
+    Lowering ``max_batch_size`` to (or below) the size of a batch still
+    gathering flushes that batch at once (reason ``"size"``), and sends it in
+    lists of at most the new size. ``batch_timeout`` applies to batches opened
+    after the change.
+    """
 
     _fields = {
         "max_batch_size": (20, positive_int),
         "batch_timeout": (0.1, non_negative_float),
     }
+    _watched = frozenset({"max_batch_size"})
 
     max_batch_size: int
     batch_timeout: float
 
 
-class _Batch:
-    """Items gathered so far, when the batch is due, and where each caller's outcome goes."""
+class _Seat:
+    """One thread's place in a batch: its item, then its result or the error."""
 
-    __slots__ = ("deadline", "items", "results", "error", "done", "taken")
+    __slots__ = ("item", "result", "error")
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline  # clock.monotonic() of the first arrival + batch_timeout
-        self.items: list[Any] = []
-        self.results: list[Any] | None = None
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.result: Any = None
         self.error: BaseException | None = None
+
+
+class _Batch:
+    """Threads' items gathered so far, when the batch is due, and who waits for that."""
+
+    __slots__ = ("deadline", "seats", "leader", "done", "taken")
+
+    def __init__(self, deadline: float, leader: _Seat) -> None:
+        self.deadline = deadline  # clock.monotonic() of the first arrival + batch_timeout
+        self.seats: list[_Seat] = []
+        self.leader: _Seat | None = leader  # the caller that waits for the deadline (None: it left)
         self.done = threading.Event()
         self.taken = False
 
 
 class _LoopBatch:
-    __slots__ = ("items", "futures", "timer")
+    """One event loop's tasks gathered so far: their items, their futures, and the timer of the deadline."""
 
-    def __init__(self) -> None:
+    __slots__ = ("fn", "items", "futures", "timer")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
         self.items: list[Any] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.timer: asyncio.TimerHandle | asyncio.Task[None] | None = None  # what flushes it at the deadline
@@ -115,12 +149,13 @@ class Batched(Layer):
     def __init__(self, policy: BatchedPolicy, *, clock: _clock.Clock | None = None) -> None:
         self.policy = policy
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the open batches (of threads and of every loop) and the counters
         self._filled = threading.Condition(self._lock)
         self._open: _Batch | None = None
         self._lead = _FIRST_LEAD  # how early a timed wait aims (system clock; see _MAX_LEAD)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatch] = weakref.WeakKeyDictionary()
         self.reset_stats()
+        policy._on_change = self._size_changed
 
     # ----------------------------------------------------------------- stats
 
@@ -155,66 +190,127 @@ class Batched(Layer):
         wrapper.batch = fn  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
+    def _size_changed(self, names: set[str] | frozenset[str]) -> None:
+        """``max_batch_size`` changed: a batch it now fills is flushed at once, not at its deadline."""
+        with self._lock:
+            self._filled.notify_all()  # the threads waiting in the open batch look at its size again
+            pending = list(self._loops.items())
+        for loop, batch in pending:
+            try:
+                loop.call_soon_threadsafe(self._flush_if_full, loop, batch)
+            except RuntimeError:  # its loop is closed: nothing left there to flush
+                pass
+
     def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         policy = self.policy
 
         def call_in_batch(item: Any) -> Any:
             clock = _clock.resolve(self._clock)
             arrived = clock.monotonic()  # before the lock: waiting for it is part of the latency
-            flush: _Batch | None = None
-            reason = ""
+            seat = _Seat(item)
             with self._lock:
                 batch = self._open
-                leader = batch is None
                 if batch is None:
-                    batch = self._open = _Batch(arrived + policy.batch_timeout)
-                batch.items.append(item)
-                index = len(batch.items) - 1
-                if len(batch.items) >= policy.max_batch_size:
-                    flush, reason = self._take(batch), "size"
-                elif leader and isinstance(clock, _clock.SystemClock):
-                    # Wait for the deadline (a caller that fills the batch notifies), aiming
-                    # early by the wake-up lateness seen so far so the flush is not late.
-                    aim = batch.deadline - min(self._lead, policy.batch_timeout * _LEAD_SHARE)
-                    while not batch.taken:
-                        remaining = aim - clock.monotonic()
-                        if remaining <= 0:
-                            flush, reason = self._take(batch), "timeout"
-                            break
-                        if not self._filled.wait(remaining):
-                            late = clock.monotonic() - aim
-                            self._lead = min(_MAX_LEAD, max(late, self._lead * _LEAD_DECAY))
-            if leader and flush is None and not batch.taken:
-                # Another clock (a FakeClock): sleep on it until the deadline.
-                clock.sleep(batch.deadline - clock.monotonic())
-                with self._lock:
-                    if not batch.taken:
-                        flush, reason = self._take(batch), "timeout"
-            if flush is not None:
-                self._run(fn, flush, reason)
+                    batch = self._open = _Batch(arrived + policy.batch_timeout, seat)
+                batch.seats.append(seat)
+                try:
+                    reason = self._await_flush(batch, seat, clock)
+                except BaseException:  # interrupted (Ctrl-C) while the batch gathers
+                    self._withdraw(batch, seat)
+                    raise
+            if reason is not None:
+                self._run(fn, batch, reason)
             else:
                 batch.done.wait()
-            if batch.error is not None:
-                raise copy_for_caller(batch.error)
-            return batch.results[index]  # type: ignore[index]  # set before done
+            if seat.error is not None:
+                raise copy_for_caller(seat.error)
+            return seat.result
 
         return call_in_batch
 
-    def _take(self, batch: _Batch) -> _Batch:
-        """Close ``batch`` to new items (lock held)."""
+    def _await_flush(self, batch: _Batch, seat: _Seat, clock: _clock.Clock) -> str | None:
+        """Wait (lock held, released while waiting) until ``batch`` is taken; why, if this caller took it.
+
+        Whoever sees the batch full takes it (the caller that fills it, or any
+        caller once ``max_batch_size`` was lowered). The leader waits for the
+        deadline and takes it then; when the leader leaves, the next caller
+        that wakes leads in its place, so the batch is still flushed on time.
+        """
+        system = isinstance(clock, _clock.SystemClock)
+        slept = False
+        while not batch.taken:
+            if len(batch.seats) >= self.policy.max_batch_size:
+                return self._take(batch, "size")
+            if batch.leader is None:
+                batch.leader = seat
+            if batch.leader is not seat:
+                self._filled.wait()  # until the batch is taken, or the lead passes on
+            elif slept:
+                return self._take(batch, "timeout")
+            elif system:
+                # Wait for the deadline (a caller that fills the batch notifies), aiming
+                # early by the wake-up lateness seen so far so the flush is not late.
+                aim = batch.deadline - min(self._lead, self.policy.batch_timeout * _LEAD_SHARE)
+                remaining = aim - clock.monotonic()
+                if remaining <= 0:
+                    return self._take(batch, "timeout")
+                if not self._filled.wait(remaining):
+                    late = clock.monotonic() - aim
+                    self._lead = min(_MAX_LEAD, max(late, self._lead * _LEAD_DECAY))
+            else:
+                # Another clock (a FakeClock): sleep on it until the deadline, without the lock.
+                self._lock.release()
+                try:
+                    clock.sleep(batch.deadline - clock.monotonic())
+                finally:
+                    self._lock.acquire()
+                slept = True
+        return None
+
+    def _take(self, batch: _Batch, reason: str) -> str:
+        """Close ``batch`` to new items and wake its waiters (lock held); returns ``reason``."""
         batch.taken = True
         if self._open is batch:
             self._open = None
         self._filled.notify_all()
-        return batch
+        return reason
+
+    def _withdraw(self, batch: _Batch, seat: _Seat) -> None:
+        """A caller left before its batch was sent (lock held): its item is not sent, its lead passes on.
+
+        Its caller is gone, so the item is taken out rather than sent for a
+        result nobody reads. Once the batch is taken it is too late: the item
+        goes out with it and its result is dropped.
+        """
+        if batch.taken:
+            return
+        batch.seats.remove(seat)
+        if not batch.seats:
+            self._open = None  # nobody left in it: the next caller opens a new batch
+        elif batch.leader is seat:
+            batch.leader = None
+            self._filled.notify_all()
 
     def _run(self, fn: Callable[..., Any], batch: _Batch, reason: str) -> None:
-        self._record(len(batch.items), reason)
+        """Send ``batch`` in lists of at most ``max_batch_size`` (it may have been lowered meanwhile)."""
+        seats, size = batch.seats, self.policy.max_batch_size
+        start = 0
         try:
-            results = fn(list(batch.items))
-            batch.results = _checked(results, len(batch.items), fn)
-        except BaseException as exc:  # every caller of the batch learns what happened
-            batch.error = exc
+            for start in range(0, len(seats), size):
+                chunk = seats[start : start + size]
+                self._record(len(chunk), reason)
+                try:
+                    results = _checked(fn([seat.item for seat in chunk]), len(chunk), fn)
+                except Exception as exc:  # every caller of this list call learns what happened
+                    for seat in chunk:
+                        seat.error = exc
+                else:
+                    for seat, result in zip(chunk, results):
+                        seat.result = result
+        except BaseException as exc:  # interrupted (Ctrl-C): nothing more is sent; the callers not served learn why
+            for seat in seats[start:]:
+                seat.error = exc
+            raise
         finally:
             batch.done.set()
 
@@ -223,52 +319,61 @@ class Batched(Layer):
 
         async def call_in_batch(item: Any) -> Any:
             loop = asyncio.get_running_loop()
-            batch = self._loops.get(loop)
-            if batch is None:
-                batch = self._loops[loop] = _LoopBatch()
-                clock = _clock.resolve(self._clock)
-                if isinstance(clock, _clock.SystemClock):
-                    batch.timer = loop.call_later(policy.batch_timeout, self._flush_async, loop, fn, batch, "timeout")
-                else:
-                    deadline = clock.monotonic() + policy.batch_timeout
-                    batch.timer = loop.create_task(self._flush_at(clock, deadline, loop, fn, batch))
+            with self._lock:  # a change of max_batch_size reads the open batches from another thread
+                batch = self._loops.get(loop)
+                if batch is None:
+                    batch = self._loops[loop] = _LoopBatch(fn)
+                    clock = _clock.resolve(self._clock)
+                    if isinstance(clock, _clock.SystemClock):
+                        batch.timer = loop.call_later(policy.batch_timeout, self._flush_async, loop, batch, "timeout")
+                    else:
+                        deadline = clock.monotonic() + policy.batch_timeout
+                        batch.timer = loop.create_task(self._flush_at(clock, deadline, loop, batch))
             future: asyncio.Future[Any] = loop.create_future()
             batch.items.append(item)
             batch.futures.append(future)
-            if len(batch.items) >= policy.max_batch_size:
-                self._flush_async(loop, fn, batch, "size")
+            self._flush_if_full(loop, batch)
             return await future
 
         return call_in_batch
 
     async def _flush_at(
-        self, clock: _clock.Clock, deadline: float, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], batch: _LoopBatch
+        self, clock: _clock.Clock, deadline: float, loop: asyncio.AbstractEventLoop, batch: _LoopBatch
     ) -> None:
         """Flush ``batch`` at ``deadline`` on a clock that is not the system one."""
         await clock.asleep(deadline - clock.monotonic())
         batch.timer = None  # this task is ending: nothing to cancel
-        self._flush_async(loop, fn, batch, "timeout")
+        self._flush_async(loop, batch, "timeout")
 
-    def _flush_async(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], batch: _LoopBatch, reason: str) -> None:
-        if self._loops.get(loop) is not batch:
-            return  # already flushed
-        del self._loops[loop]
+    def _flush_if_full(self, loop: asyncio.AbstractEventLoop, batch: _LoopBatch) -> None:
+        if len(batch.items) >= self.policy.max_batch_size:
+            self._flush_async(loop, batch, "size")
+
+    def _flush_async(self, loop: asyncio.AbstractEventLoop, batch: _LoopBatch, reason: str) -> None:
+        """Send ``batch`` (in its loop) in lists of at most ``max_batch_size``, each list call a task."""
+        with self._lock:
+            if self._loops.get(loop) is not batch:
+                return  # already flushed
+            del self._loops[loop]
         if batch.timer is not None:
             batch.timer.cancel()
-        self._record(len(batch.items), reason)
-        loop.create_task(self._run_async(fn, batch))
+        size = self.policy.max_batch_size
+        for start in range(0, len(batch.items), size):
+            items, futures = batch.items[start : start + size], batch.futures[start : start + size]
+            self._record(len(items), reason)
+            loop.create_task(self._run_async(batch.fn, items, futures))
 
-    async def _run_async(self, fn: Callable[..., Any], batch: _LoopBatch) -> None:
+    async def _run_async(self, fn: Callable[..., Any], items: list[Any], futures: list[asyncio.Future[Any]]) -> None:
         try:
-            results = _checked(await fn(list(batch.items)), len(batch.items), fn)
+            results = _checked(await fn(items), len(items), fn)
         except BaseException as exc:
-            for future in batch.futures:
+            for future in futures:
                 if not future.done():
                     future.set_exception(copy_for_caller(exc))
             if not isinstance(exc, Exception):
                 raise
             return
-        for future, result in zip(batch.futures, results):
+        for future, result in zip(futures, results):
             if not future.done():  # a caller may have been cancelled
                 future.set_result(result)
 

@@ -11,6 +11,7 @@ from resilient import ServerError, backoff
 from resilient.batched import BatchLengthError, batched
 from resilient.clock import FakeClock, use
 from resilient.layer import describe
+from waiting import LIMIT, wait_until
 
 
 def run_threads(fn, items):
@@ -30,6 +31,42 @@ def run_threads(fn, items):
     for t in threads:
         t.join(10)
     return [results[i] for i in range(len(items))]
+
+
+class InThread:
+    """``fn(item)`` called in a daemon thread of its own: a call that never ends fails the test, not its exit."""
+
+    def __init__(self, fn, item):
+        self.outcome = None
+        self.thread = threading.Thread(target=self._call, args=(fn, item), daemon=True)
+        self.thread.start()
+
+    def _call(self, fn, item):
+        try:
+            self.outcome = fn(item)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it, KeyboardInterrupt included
+            self.outcome = exc
+
+    def result(self):
+        self.thread.join(LIMIT)
+        assert not self.thread.is_alive(), "the call never ended"
+        return self.outcome
+
+
+class InterruptedSleepClock(FakeClock):
+    """A FakeClock whose first sleep ends in KeyboardInterrupt (as Ctrl-C would) once ``interrupt`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.interrupt = threading.Event()
+        self._interrupted = False
+
+    def sleep(self, seconds):
+        if not self._interrupted:
+            self._interrupted = True
+            self.interrupt.wait(LIMIT)
+            raise KeyboardInterrupt
+        super().sleep(seconds)
 
 
 def test_64_threads_are_gathered_into_few_list_calls():
@@ -244,6 +281,84 @@ def test_batch_calls_the_list_function_directly_and_policy_is_tunable():
     with pytest.raises(ValueError, match="batch_timeout"):
         upper.policy.batch_timeout = -1
     assert describe(upper)[0]["layer"] == "batched"
+
+
+def test_a_first_caller_interrupted_while_waiting_hands_the_wait_on_and_its_item_is_not_sent():
+    clock = InterruptedSleepClock()
+    sent = []
+
+    @batched(max_batch_size=10, batch_timeout=0.25, clock=clock)
+    def upper(items):
+        sent.append((clock.monotonic(), list(items)))
+        return [s.upper() for s in items]
+
+    layer = upper.__resilient_layer__
+    first = InThread(upper, "first")
+    wait_until(lambda: layer._open is not None)  # it opened the batch and waits for the deadline
+    second = InThread(upper, "second")
+    wait_until(lambda: len(layer._open.seats) == 2)
+    clock.interrupt.set()
+
+    assert isinstance(first.result(), KeyboardInterrupt)
+    assert second.result() == "SECOND"
+    assert sent == [(0.25, ["second"])]  # at the batch's deadline, without the item nobody waits for
+    assert upper("next") == "NEXT"
+
+
+def test_a_lone_caller_interrupted_while_waiting_leaves_no_batch_behind():
+    clock = InterruptedSleepClock()
+    clock.interrupt.set()
+    sent = []
+
+    @batched(max_batch_size=10, batch_timeout=0.25, clock=clock)
+    def upper(items):
+        sent.append(list(items))
+        return [s.upper() for s in items]
+
+    with pytest.raises(KeyboardInterrupt):
+        upper("gone")
+
+    assert InThread(upper, "next").result() == "NEXT"
+    assert sent == [["next"]]
+
+
+def test_lowering_max_batch_size_flushes_waiting_threads_in_lists_of_the_new_size():
+    sent = []
+
+    @batched(max_batch_size=10, batch_timeout=60)  # on the system clock: only a size flush ends this in time
+    def double(items):
+        sent.append(list(items))
+        return [x * 2 for x in items]
+
+    layer = double.__resilient_layer__
+    calls = []
+    for i in range(3):
+        calls.append(InThread(double, i))
+        wait_until(lambda joined=i + 1: layer._open is not None and len(layer._open.seats) == joined)
+
+    double.policy.max_batch_size = 2
+
+    assert [call.result() for call in calls] == [0, 2, 4]
+    assert sent == [[0, 1], [2]]  # never more than the provider's new maximum in one list
+    assert double.stats()["flush_reasons"] == {"size": 2}
+
+
+async def test_lowering_max_batch_size_flushes_waiting_tasks_in_lists_of_the_new_size():
+    sent = []
+
+    @batched(max_batch_size=10, batch_timeout=60)
+    async def double(items):
+        sent.append(list(items))
+        return [x * 2 for x in items]
+
+    tasks = [asyncio.ensure_future(double(i)) for i in range(3)]
+    await asyncio.sleep(0)  # all three have joined the batch
+
+    double.policy.max_batch_size = 2
+
+    assert await asyncio.wait_for(asyncio.gather(*tasks), LIMIT) == [0, 2, 4]
+    assert sent == [[0, 1], [2]]
+    assert double.stats()["flush_reasons"] == {"size": 2}
 
 
 def test_streams_cannot_be_batched():
