@@ -559,7 +559,11 @@ class SemanticCache(Layer):
         only (``store_unshareable`` in the stats): reading pickles from Redis
         would run the code of anyone able to write to it.
         """
-        ttl = self.policy.ttl
+        self._store(part, norm, text, value, vector, stream, self.policy.ttl)
+
+    def _store(self, part: str, norm: str, text: str, value: Any, vector: np.ndarray | None, stream: bool,
+               ttl: float | None) -> None:
+        """:meth:`store` with the time to live given (``load`` keeps each saved entry's own, not the policy's)."""
         if vector is not None and self._dim is None:
             self._learn_dim(len(vector))
         self._keep(part, norm, text, value, vector, stream, self._now() + ttl if ttl else math.inf)
@@ -767,12 +771,9 @@ class SemanticCache(Layer):
                 part, norm = row["key"]
                 vector = row["vector"]
                 entry_ttl = row["ttl"]
-                saved_ttl = self.policy.ttl
-                self.policy.ttl = entry_ttl if entry_ttl else None
-                try:
-                    self.store(part, norm, row["text"], row["value"], vector, row["stream"])
-                finally:
-                    self.policy.ttl = saved_ttl
+                # The entry's own lifetime goes to the store path as an argument: the policy is shared
+                # with other threads and the user, and load() never writes to it.
+                self._store(part, norm, row["text"], row["value"], vector, row["stream"], entry_ttl or None)
                 stored = self._entries.get((part, norm))
                 if stored is not None:
                     stored.tokens = tuple(row["tokens"])

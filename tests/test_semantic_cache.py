@@ -623,6 +623,43 @@ def test_save_and_load_round_trip(tmp_path):
     assert len(fresh) == 0
 
 
+def test_load_gives_each_entry_its_own_lifetime_without_touching_the_policy(tmp_path):
+    # The policy is shared: threads storing misses read its ttl, and the user may tune it while
+    # load() runs. Neither may see a saved entry's lifetime, nor have a change undone.
+    clock = FakeClock()
+    saved = SemanticCache(embedder=WordsEmbedder(), ttl=100, clock=clock)
+    ask, _ = counting(saved)
+    ask("persist me please")
+    clock.advance(90)  # 10 s left
+    path = tmp_path / "cache.pkl"
+    saved.save(path)
+
+    seen = []
+
+    class TunedMeanwhile(FakeClock):
+        """Each time load() reads the clock, someone reads the ttl, then the user sets a new one."""
+
+        def monotonic(self):
+            if loading:
+                seen.append(cache.policy.ttl)
+                cache.policy.ttl = 1000.0 + len(seen)
+            return super().monotonic()
+
+    loading = False
+    later = TunedMeanwhile(start=90)
+    cache = SemanticCache(embedder=WordsEmbedder(), ttl=3600, clock=later)
+    loading = True
+    assert cache.load(path) == 1
+    loading = False
+
+    assert seen and 10.0 not in seen  # nobody saw the saved entry's lifetime as the policy's
+    assert cache.policy.ttl == 1000.0 + len(seen)  # the user's last change stands
+    later.advance(9.9)
+    assert len(cache) == 1
+    later.advance(0.2)  # its own 10 s are over, whatever the policy says
+    assert len(cache) == 0
+
+
 # --------------------------------------------------------------------------- real model
 
 
