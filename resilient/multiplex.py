@@ -27,7 +27,9 @@ nginx: deterministic, and spread evenly rather than in runs); ``"usage"``
 and returns one. Per-key limits skip a key rather than send to it:
 ``max_concurrent_per_key``, and ``limits={"rpm": ..., "tpm": ...}`` through a
 :class:`~resilient.ratelimit.RateLimiter` per key (tokens are counted after
-the answer, from its ``usage``).
+the answer, from its ``usage``). Limits are policy fields, ``policy.rpm`` and
+``policy.tpm``: a change applies to every key at once (what a key already
+used stays used; ``None`` lifts the limit).
 
 When every usable key has ``max_concurrent_per_key`` calls in flight, a call
 waits for one of them to finish, like a connection pool (a thread blocks, a
@@ -36,7 +38,8 @@ task awaits), up to ``max_wait`` seconds (default 60; ``0`` refuses at once,
 :class:`~resilient.errors.RateLimitError`. Waiting has no fixed order: every
 finished call wakes the waiters and one of them takes the slot. A key that
 starts cooling or is disabled meanwhile wakes them too, and they get the
-error that describes the pool now.
+error that describes the pool now; so does a change of the strategy, the
+per-key cap or the limits (a raised cap admits waiters at once).
 
 Keys never leave the pool except as the keyword argument: stats, logs, reprs
 and errors show a name (the environment variable, the dict key) or a
@@ -62,7 +65,7 @@ from . import clock as _clock
 from .errors import NoKeyAvailableError, RateLimitError, classify
 from .keys import keys_from_env
 from .layer import ASYNC, ASYNC_GEN, GEN, Layer, attach, kind_of
-from .policy import Policy, non_negative_float, one_of, optional, positive_int
+from .policy import Policy, non_negative_float, one_of, optional, positive_float, positive_int
 from .ratelimit import RateLimiter
 from .secrets import fingerprint
 
@@ -105,7 +108,11 @@ class MultiplexPolicy(Policy):
         "max_wait": (60.0, optional(non_negative_float)),
         "cooldown": (30.0, non_negative_float),
         "usage": (None, _callable_or_none),
+        "rpm": (None, optional(positive_float)),
+        "tpm": (None, optional(positive_float)),
     }
+    # Acted on at once: callers waiting for a slot look again, every key's limiter follows.
+    _watched = frozenset({"strategy", "max_concurrent_per_key", "rpm", "tpm"})
 
     strategy: Any
     param: str
@@ -113,6 +120,8 @@ class MultiplexPolicy(Policy):
     max_wait: float | None
     cooldown: float
     usage: Callable[[Any], Any] | None
+    rpm: float | None
+    tpm: float | None
 
 
 class PoolKey:
@@ -121,7 +130,7 @@ class PoolKey:
     __slots__ = (
         "name", "fingerprint", "weight", "_secret", "_current", "in_flight", "requests", "successes", "failures",
         "input_tokens", "output_tokens", "total_tokens", "last_error", "cooling_until", "disabled", "rpm", "tpm",
-        "_recent",
+        "_recent", "_recent_tokens",
     )  # fmt: skip
 
     def __init__(self, name: str, secret: str | None, weight: float) -> None:
@@ -137,14 +146,31 @@ class PoolKey:
         self.disabled: str | None = None
         self.rpm: RateLimiter | None = None
         self.tpm: RateLimiter | None = None
-        self._recent: deque[tuple[float, int]] = deque()
+        self._recent: deque[tuple[float, int]] = deque()  # (when, tokens) of the last minute's answers
+        self._recent_tokens = 0  # their sum
+
+    def record_tokens(self, now: float, tokens: int) -> None:
+        """Count an answer's tokens in the last minute's window.
+
+        The window is trimmed on every answer, whatever the strategy, so it
+        holds one minute of answers at most (a pool that never reads it must
+        not grow for ever) and reading it costs no sum.
+        """
+        recent, horizon = self._recent, now - _USAGE_WINDOW
+        recent.append((now, tokens))
+        self._recent_tokens += tokens
+        while recent[0][0] <= horizon:  # ends at the entry just added at the latest
+            self._recent_tokens -= recent.popleft()[1]
 
     def tokens_in_window(self, now: float) -> int:
         """Tokens used in the last minute (the ``"usage"`` strategy's measure)."""
-        recent = self._recent
-        while recent and recent[0][0] <= now - _USAGE_WINDOW:
-            recent.popleft()
-        return sum(tokens for _, tokens in recent)
+        self._forget(now)
+        return self._recent_tokens
+
+    def _forget(self, now: float) -> None:
+        recent, horizon = self._recent, now - _USAGE_WINDOW
+        while recent and recent[0][0] <= horizon:
+            self._recent_tokens -= recent.popleft()[1]
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
@@ -198,14 +224,13 @@ class KeyPool(Layer):
         clock: _clock.Clock | None = None,
         keyless: bool = False,
     ) -> None:
-        self.policy = MultiplexPolicy(
-            strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, max_wait=max_wait,
-            cooldown=cooldown, usage=usage,
-        )  # fmt: skip
         unknown = set(limits or ()) - {"rpm", "tpm"}
         if unknown:
             raise ValueError(f"limits takes 'rpm' and 'tpm', got {', '.join(sorted(unknown))}")
-        self.limits = dict(limits or {})
+        self.policy = MultiplexPolicy(
+            strategy=strategy, param=param, max_concurrent_per_key=max_concurrent_per_key, max_wait=max_wait,
+            cooldown=cooldown, usage=usage, **(limits or {}),
+        )  # fmt: skip
         self.name = name or (env or f"keys-{id(self):x}")
         self._clock = clock
         self._lock = threading.Lock()
@@ -220,6 +245,7 @@ class KeyPool(Layer):
                 raise ValueError("keyless: a keyless pool takes no keys= nor env=")
             self._keys = [PoolKey(_NO_KEY, None, 1.0)]
             self.reset_stats()
+            self.policy._on_change = self._policy_changed
             return
         entries = _entries(keys)
         if env is not None:
@@ -229,6 +255,12 @@ class KeyPool(Layer):
         for key_name, secret, weight in entries:
             self.add_key(secret, name=key_name, weight=weight)
         self.reset_stats()
+        self.policy._on_change = self._policy_changed
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """Each key's own limits, ``{"rpm": ..., "tpm": ...}``; change them through ``policy.rpm`` / ``policy.tpm``."""
+        return {kind: limit for kind in ("rpm", "tpm") if (limit := getattr(self.policy, kind)) is not None}
 
     def __call__(self, fn: F) -> F:
         return self.wrap(fn)
@@ -245,7 +277,7 @@ class KeyPool(Layer):
             raise ValueError(f"weight must be a number > 0, got {weight!r}")
         entry = PoolKey(name or fingerprint(key), key, float(weight))
         for kind, limit in self.limits.items():
-            setattr(entry, kind, RateLimiter(limit, 60.0, mode="raise", name=f"{entry.name}:{kind}", clock=self._clock))
+            self._limit(entry, kind, limit)
         with self._lock:
             if any(k._secret == key for k in self._keys):
                 raise ValueError(f"key {entry.fingerprint} is already in the pool")
@@ -256,6 +288,25 @@ class KeyPool(Layer):
             self._keys = [*self._keys, entry]
             self._wake_waiters()
         return entry.name
+
+    def _limit(self, key: PoolKey, kind: str, limit: float | None) -> None:
+        """Give ``key`` a per-minute limiter of ``kind`` (``"rpm"``/``"tpm"``), change its rate, or drop it."""
+        limiter: RateLimiter | None = getattr(key, kind)
+        if limit is None:
+            setattr(key, kind, None)
+        elif limiter is None:
+            setattr(key, kind, RateLimiter(limit, 60.0, mode="raise", name=f"{key.name}:{kind}", clock=self._clock))
+        else:
+            limiter.policy.calls = limit  # the limiter settles what was earned at the old rate first
+
+    def _policy_changed(self, names: set[str] | frozenset[str]) -> None:
+        """A watched field changed: limiters follow, and waiting callers look again under the new rules."""
+        for kind in ("rpm", "tpm"):
+            if kind in names:
+                for key in self._keys:
+                    self._limit(key, kind, getattr(self.policy, kind))
+        with self._lock:
+            self._wake_waiters()
 
     def remove_key(self, key_or_name: str) -> None:
         """Remove a key (by the key itself or its name) at runtime; calls using it finish normally."""
@@ -302,21 +353,34 @@ class KeyPool(Layer):
         policy = self.policy
         cap = policy.max_concurrent_per_key
         now = _clock.resolve(self._clock).monotonic()
-        candidates = [
-            k for k in self._keys
-            if k.disabled is None and k.cooling_until <= now and k not in tried and (cap is None or k.in_flight < cap)
-        ]  # fmt: skip
-        waits = []
-        while candidates:
-            key = self._choose(candidates, now)
-            wait = self._limit_wait(key) if key.rpm is not None or key.tpm is not None else 0.0
-            if not wait:
-                key.in_flight += 1
-                key.requests += 1
-                self._attempts += 1
-                return key
-            waits.append(wait)
-            candidates.remove(key)
+        waits: list[float] = []
+        if policy.strategy == "round-robin":
+            # The common case walks the keys from the cursor and stops at the first usable one:
+            # no candidate list is built on the hot path.
+            keys = self._keys
+            count, start = len(keys), self._cursor
+            for step in range(count):
+                key = keys[(start + step) % count]
+                if key.disabled is None and key.cooling_until <= now and (cap is None or key.in_flight < cap) and (
+                    not tried or key not in tried
+                ):
+                    wait = self._limit_wait(key) if key.rpm is not None or key.tpm is not None else 0.0
+                    if not wait:
+                        self._cursor = (start + step + 1) % count
+                        return self._grant(key)
+                    waits.append(wait)
+        else:
+            candidates = [
+                k for k in self._keys
+                if k.disabled is None and k.cooling_until <= now and k not in tried and (cap is None or k.in_flight < cap)
+            ]  # fmt: skip
+            while candidates:
+                key = self._choose(candidates, now)
+                wait = self._limit_wait(key) if key.rpm is not None or key.tpm is not None else 0.0
+                if not wait:
+                    return self._grant(key)
+                waits.append(wait)
+                candidates.remove(key)
         error = self._none_usable(now, waits, tried, last)
         if error is None:
             if policy.max_wait != 0:
@@ -325,6 +389,12 @@ class KeyPool(Layer):
         if error is not last:
             self._exhausted += 1
         raise error
+
+    def _grant(self, key: PoolKey) -> PoolKey:
+        key.in_flight += 1
+        key.requests += 1
+        self._attempts += 1
+        return key
 
     def _wait_for_slot(self, tried: set[PoolKey] | frozenset[PoolKey], last: BaseException | None) -> PoolKey:
         """Block (lock held) until :meth:`_take` gives a key or ``max_wait`` passes."""
@@ -339,9 +409,12 @@ class KeyPool(Layer):
                     self._exhausted += 1
                     raise self._all_busy()
                 self._freed.wait(_clock.wait_slice(clock, remaining))
-                key = self._take(tried, last)
-                if key is not None:
-                    return key
+                # The deadline is looked at again before taking: under a FakeClock a key freed at
+                # t=10 must not go to a caller whose max_wait ran out at t=5, however soon it woke.
+                if deadline is None or clock.monotonic() < deadline:
+                    key = self._take(tried, last)
+                    if key is not None:
+                        return key
         finally:
             self._waiters -= 1
 
@@ -381,15 +454,7 @@ class KeyPool(Layer):
         self._async_waiters.clear()
 
     def _choose(self, candidates: list[PoolKey], now: float) -> PoolKey:
-        strategy = self.policy.strategy
-        if strategy == "round-robin":
-            keys = self._keys
-            count = len(keys)
-            for step in range(count):
-                key = keys[(self._cursor + step) % count]
-                if key in candidates:
-                    self._cursor = (self._cursor + step + 1) % count
-                    return key
+        strategy = self.policy.strategy  # round-robin never comes here: _take walks the keys itself
         if strategy == "least-loaded":  # fewest in flight, then fewest requests; a plain loop, no key tuples
             best = candidates[0]
             for k in candidates:
@@ -431,7 +496,7 @@ class KeyPool(Layer):
         if not enabled:
             reasons = ", ".join(f"{k.name} ({k.disabled})" for k in self._keys) or "none left"
             return _chained(NoKeyAvailableError(f"every key of pool {self.name} is disabled: {reasons}"), last)
-        waits += [k.cooling_until - now for k in enabled if k.cooling_until > now]
+        waits += [_clock.until(k.cooling_until, now) for k in enabled if k.cooling_until > now]
         if waits:
             cooling = sum(1 for k in enabled if k.cooling_until > now)
             return _chained(
@@ -456,21 +521,15 @@ class KeyPool(Layer):
 
     def checkin(self, key: PoolKey, outcome: BaseException | None = None, result: Any = None) -> bool:
         """Give ``key`` back with how its call ended; ``True`` when the call may go out on another key."""
-        usage = _usage_of(result, self.policy.usage) if outcome is None else None
-        info = classify(outcome) if isinstance(outcome, Exception) else None
+        if outcome is None or isinstance(outcome, GeneratorExit):
+            self.succeeded(key, result)
+            return False
+        # An HTTP-date Retry-After is read on the pool's own clock (a FakeClock passed as clock=).
+        info = classify(outcome, now=_clock.resolve(self._clock).time()) if isinstance(outcome, Exception) else None
         with self._lock:
             key.in_flight -= 1
             if self._waiters or self._async_waiters:
                 self._wake_waiters()
-            if outcome is None or isinstance(outcome, GeneratorExit):
-                key.successes += 1
-                if usage is not None:
-                    self._count_tokens(key, usage)
-                pause = _exhausted_for(result)
-                if pause:
-                    now = _clock.resolve(self._clock).monotonic()
-                    key.cooling_until = max(key.cooling_until, now + pause)
-                return False
             if info is None:  # cancelled, interrupted: says nothing about the key
                 return False
             key.failures += 1
@@ -494,14 +553,33 @@ class KeyPool(Layer):
                 logger.info("pool %s: key %s rate limited, cooling %.3gs", self.name, key.name, seconds)
         return move_on
 
-    def _count_tokens(self, key: PoolKey, usage: tuple[int, int, int]) -> None:
+    def succeeded(self, key: PoolKey, result: Any = None) -> None:
+        """Give ``key`` back after a call that returned ``result`` (a stream: its last chunk with usage).
+
+        The success path of every call: what can be read off the result is
+        read before the lock is taken.
+        """
+        usage = _usage_of(result, self.policy.usage)
+        pause = _exhausted_for(result)
+        with self._lock:
+            key.in_flight -= 1
+            if self._waiters or self._async_waiters:
+                self._wake_waiters()
+            key.successes += 1
+            if usage is not None or pause:
+                now = _clock.resolve(self._clock).monotonic()
+                if usage is not None:
+                    self._count_tokens(key, usage, now)
+                if pause:
+                    key.cooling_until = max(key.cooling_until, now + pause)
+
+    def _count_tokens(self, key: PoolKey, usage: tuple[int, int, int], now: float) -> None:
         inp, out, total = usage
         key.input_tokens += inp
         key.output_tokens += out
         key.total_tokens += total
         if total:
-            now = _clock.resolve(self._clock).monotonic()
-            key._recent.append((now, total))
+            key.record_tokens(now, total)
             if key.tpm is not None:
                 key.tpm.debit(total)
 
@@ -543,11 +621,11 @@ class KeyPool(Layer):
         return attach(build.get(kind, self._wrap_sync)(fn), fn, self)  # type: ignore[return-value]
 
     def _wrap_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+        checkout, checkin, succeeded, policy = self.checkout, self.checkin, self.succeeded, self.policy
 
         def call_with_key(*args: Any, **kwargs: Any) -> Any:
             key = checkout()
-            tried: set[PoolKey] = set()
+            tried: set[PoolKey] = set()  # a set literal is cheap; reused only when a key fails
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
                     kwargs[policy.param] = key._secret
@@ -559,13 +637,13 @@ class KeyPool(Layer):
                     tried.add(key)
                     key = checkout(tried, exc)
                     continue
-                checkin(key, None, result)
+                succeeded(key, result)
                 return result
 
         return call_with_key
 
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.acheckout, self.checkin, self.policy
+        checkout, checkin, succeeded, policy = self.acheckout, self.checkin, self.succeeded, self.policy
 
         async def call_with_key(*args: Any, **kwargs: Any) -> Any:
             key = await checkout()
@@ -581,13 +659,13 @@ class KeyPool(Layer):
                     tried.add(key)
                     key = await checkout(tried, exc)
                     continue
-                checkin(key, None, result)
+                succeeded(key, result)
                 return result
 
         return call_with_key
 
     def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.checkout, self.checkin, self.policy
+        checkout, checkin, succeeded, policy = self.checkout, self.checkin, self.succeeded, self.policy
 
         def stream_with_key(*args: Any, **kwargs: Any) -> Any:
             key = checkout()
@@ -595,11 +673,11 @@ class KeyPool(Layer):
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
                     kwargs[policy.param] = key._secret
-                stream = fn(*args, **kwargs)
                 try:
+                    stream = fn(*args, **kwargs)  # inside: a call that fails to start gives its key back too
                     chunk = next(stream)
                 except StopIteration as end:
-                    checkin(key)
+                    succeeded(key)
                     return end.value
                 except BaseException as exc:
                     if not checkin(key, exc):
@@ -617,16 +695,18 @@ class KeyPool(Layer):
                     yield chunk
                     chunk = next(stream)
             except StopIteration:
-                checkin(key, None, last)
+                succeeded(key, last)
             except BaseException as exc:
-                stream.close()
-                checkin(key, exc)
+                try:
+                    stream.close()
+                finally:  # the key is given back even when closing the stream fails
+                    checkin(key, exc)
                 raise
 
         return stream_with_key
 
     def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        checkout, checkin, policy = self.acheckout, self.checkin, self.policy
+        checkout, checkin, succeeded, policy = self.acheckout, self.checkin, self.succeeded, self.policy
 
         async def stream_with_key(*args: Any, **kwargs: Any) -> Any:
             key = await checkout()
@@ -634,14 +714,14 @@ class KeyPool(Layer):
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
                     kwargs[policy.param] = key._secret
-                stream = fn(*args, **kwargs)
                 try:
+                    stream = fn(*args, **kwargs)  # inside: a call that fails to start gives its key back too
                     chunk = await stream.__anext__()
                 except StopAsyncIteration:
-                    checkin(key)
+                    succeeded(key)
                     return
                 except BaseException as exc:
-                    await stream.aclose()
+                    # A stream whose first step raised has ended: nothing is left to close.
                     if not checkin(key, exc):
                         raise
                     tried.add(key)
@@ -656,10 +736,12 @@ class KeyPool(Layer):
                     yield chunk
                     chunk = await stream.__anext__()
             except StopAsyncIteration:
-                checkin(key, None, last)
+                succeeded(key, last)
             except BaseException as exc:
-                await stream.aclose()
-                checkin(key, exc)
+                try:
+                    await stream.aclose()
+                finally:  # the key is given back even when closing is cancelled or fails
+                    checkin(key, exc)
                 raise
 
         return stream_with_key
@@ -745,11 +827,15 @@ def _exhausted_for(result: Any) -> float:
     if not isinstance(info, dict):
         return 0.0
     pause = 0.0
-    for unit in ("requests", "tokens"):
-        remaining, reset = info.get(f"remaining_{unit}"), info.get(f"reset_{unit}")
+    for remaining_field, reset_field, limit_field in _PACING_FIELDS:
+        remaining, reset = info.get(remaining_field), info.get(reset_field)
         if remaining is not None and remaining <= 0 and reset:
-            pause = max(pause, reset / max(1.0, info.get(f"limit_{unit}") or 1.0))
+            pause = max(pause, reset / max(1.0, info.get(limit_field) or 1.0))
     return pause
+
+
+_PLAIN = frozenset({str, bytes, int, float, bool, list, tuple})
+_PACING_FIELDS = tuple((f"remaining_{unit}", f"reset_{unit}", f"limit_{unit}") for unit in ("requests", "tokens"))
 
 
 def _usage_of(result: Any, extractor: Callable[[Any], Any] | None) -> tuple[int, int, int] | None:
@@ -758,16 +844,22 @@ def _usage_of(result: Any, extractor: Callable[[Any], Any] | None) -> tuple[int,
         return None
     if extractor is not None:
         usage = extractor(result)
-    elif isinstance(result, Mapping):
+    elif type(result) is dict or isinstance(result, Mapping):  # the adapters' plain dicts skip the ABC check
         usage = result.get("usage")
+    elif type(result) in _PLAIN:  # no usage to find (and a getattr that misses costs an exception)
+        return None
     else:
         usage = getattr(result, "usage", None)
     if usage is None:
         return None
-    get = usage.get if isinstance(usage, Mapping) else lambda name: getattr(usage, name, None)
-    inp = get("input_tokens") or get("prompt_tokens") or 0
-    out = get("output_tokens") or get("completion_tokens") or 0
-    total = get("total_tokens") or inp + out
+    if type(usage) is dict or isinstance(usage, Mapping):
+        inp = usage.get("input_tokens") or usage.get("prompt_tokens") or 0
+        out = usage.get("output_tokens") or usage.get("completion_tokens") or 0
+        total = usage.get("total_tokens") or inp + out
+    else:  # an SDK's usage object
+        inp = getattr(usage, "input_tokens", None) or getattr(usage, "prompt_tokens", None) or 0
+        out = getattr(usage, "output_tokens", None) or getattr(usage, "completion_tokens", None) or 0
+        total = getattr(usage, "total_tokens", None) or inp + out
     try:
         return int(inp), int(out), int(total)
     except (TypeError, ValueError):

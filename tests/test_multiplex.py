@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -389,6 +390,107 @@ def test_a_key_past_its_tpm_limit_is_skipped_until_refilled(fake_clock: FakeCloc
     assert ask()["text"] == "a"
 
 
+def test_per_key_limits_are_tuned_at_runtime_for_every_key(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A, "b": B}, limits={"rpm": 2})
+
+    @pool
+    def ask(*, api_key: str) -> str:
+        return NAMES[api_key]
+
+    assert [ask() for _ in range(4)] == ["a", "b", "a", "b"]
+    pool.policy.rpm = 120  # both keys, not only keys added later; what they used stays used
+    with pytest.raises(RateLimitError) as caught:
+        ask()
+    assert caught.value.retry_after == pytest.approx(0.5)  # one request back at the new rate, not in 30 s
+    fake_clock.advance(0.5)
+    assert ask() == "a"
+
+    pool.policy.rpm = None
+    assert [ask() for _ in range(10)] == ["b", "a"] * 5
+    assert pool.limits == {}
+    with pytest.raises(ValueError, match="rpm"):
+        pool.policy.rpm = 0
+
+
+@pytest.mark.parametrize("change", [{"max_concurrent_per_key": 2}, {"max_concurrent_per_key": None}])
+def test_raising_the_per_key_cap_admits_a_waiting_thread_at_once(change: dict) -> None:
+    pool = KeyPool([A], max_concurrent_per_key=1, max_wait=None)  # system clock: a waiter is only ever woken
+    release = threading.Event()
+
+    @pool
+    def ask(hold: bool, *, api_key: str) -> str:
+        if hold:
+            release.wait(10)
+        return NAMES[api_key]
+
+    holder = threading.Thread(target=ask, args=(True,))
+    holder.start()
+    wait_until(lambda: pool.stats()["in_flight"] == 1)
+    done: list[str] = []
+    waiter = threading.Thread(target=lambda: done.append(ask(False)))
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+
+    pool.policy.update(**change)
+
+    wait_until(lambda: done == ["a"])  # while the first call still holds its slot
+    release.set()
+    holder.join()
+    waiter.join()
+
+
+def test_raising_the_per_key_cap_admits_a_waiting_task_at_once() -> None:
+    pool = KeyPool([A], max_concurrent_per_key=1, max_wait=None)
+
+    @pool
+    async def ask(hold: asyncio.Event | None = None, *, api_key: str) -> str:
+        if hold is not None:
+            await hold.wait()
+        return NAMES[api_key]
+
+    async def main() -> None:
+        release = asyncio.Event()
+        holder = asyncio.create_task(ask(release))
+        await await_until(lambda: pool.stats()["in_flight"] == 1)
+        waiter = asyncio.create_task(ask())
+        await await_until(lambda: pool.stats()["waiting"] == 1)
+
+        pool.policy.max_concurrent_per_key = 2
+
+        assert await asyncio.wait_for(waiter, 5) == "a"
+        assert not holder.done()
+        release.set()
+        await holder
+
+    asyncio.run(main())
+
+
+def test_a_key_freed_after_max_wait_does_not_go_to_a_caller_whose_wait_ran_out(fake_clock: FakeClock) -> None:
+    pool = KeyPool([A], max_concurrent_per_key=1, max_wait=5)
+
+    @pool
+    def ask(*, api_key: str) -> str:
+        return NAMES[api_key]
+
+    held = pool.checkout()
+    outcome: list[object] = []
+
+    def waiter() -> None:
+        try:
+            outcome.append(ask())
+        except RateLimitError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1)
+    fake_clock.advance(10)  # the call holding the key works 10 s, then gives it back at once
+    pool.checkin(held)
+    thread.join()
+
+    assert isinstance(outcome[0], RateLimitError)  # decided by the fake clock, not by how soon the waiter woke
+
+
 # ----------------------------------------------------------------- stats and secrets
 
 
@@ -624,3 +726,71 @@ def test_a_keyless_pool_sends_no_key_but_counts_and_paces_its_one_endpoint(fake_
         pool.add_key("k-" + "0123456789abcdef")
     with pytest.raises(ValueError, match="keyless"):
         KeyPool(["k-" + "0123456789abcdef"], keyless=True)
+
+
+# ----------------------------------------------------------------- streams that fail to start or to close
+
+
+def test_a_stream_that_fails_to_start_gives_its_key_back(fake_clock: FakeClock) -> None:
+    pool = KeyPool([A], max_concurrent_per_key=1, max_wait=0)
+
+    @pool
+    def stream(prompt: str) -> Iterator[str]:  # takes no api_key: the call itself raises TypeError
+        yield prompt
+
+    @pool
+    async def astream(prompt: str) -> AsyncIterator[str]:
+        yield prompt
+
+    async def first_chunk() -> str:
+        return await astream("hi").__anext__()
+
+    with pytest.raises(TypeError):
+        next(stream("hi"))
+    with pytest.raises(TypeError):
+        asyncio.run(first_chunk())
+
+    assert pool.stats()["in_flight"] == 0  # with the key leaked, max_concurrent_per_key=1 would refuse every call
+
+
+def test_an_async_stream_whose_closing_is_cancelled_still_gives_its_key_back() -> None:
+    pool = KeyPool([A], max_concurrent_per_key=1, max_wait=0)
+    closing = asyncio.Event()
+
+    @pool
+    async def stream(*, api_key: str) -> AsyncIterator[str]:
+        try:
+            yield "a"
+            yield "b"
+        finally:
+            closing.set()
+            await asyncio.Event().wait()  # closing the response takes a while...
+
+    async def main() -> None:
+        chunks = stream()
+        await chunks.__anext__()
+        closer = asyncio.create_task(chunks.aclose())
+        await closing.wait()
+        closer.cancel()  # ...and the task closing it is cancelled meanwhile
+        await asyncio.gather(closer, return_exceptions=True)
+
+    asyncio.run(main())
+
+    assert pool.stats()["in_flight"] == 0
+
+
+def test_the_usage_window_holds_one_minute_of_answers_whatever_the_strategy(fake_clock: FakeClock) -> None:
+    pool = KeyPool([A])  # round-robin: nothing ever reads the window
+
+    @pool
+    def ask(*, api_key: str) -> dict:
+        return {"usage": {"input_tokens": 3, "output_tokens": 1}}
+
+    for _ in range(600):  # ten minutes, one answer a second
+        ask()
+        fake_clock.advance(1.0)
+
+    key = pool.keys[0]
+    assert len(key._recent) <= 60  # a long-running pool must not keep every answer it ever had
+    assert key.tokens_in_window(fake_clock.monotonic()) == 59 * 4  # answers within the last minute
+    assert pool.stats()["keys"][key.name]["total_tokens"] == 600 * 4
