@@ -356,3 +356,19 @@ def test_bare_decorator_allows_sixty_per_minute(fake_clock: FakeClock) -> None:
 
     assert fake_clock.sleeps == [1.0]
     assert call.policy.calls == 60.0
+
+
+@pytest.mark.parametrize(("calls", "period"), [(1, 0.1), (3, 1.0), (7, 0.3), (10, 60.0)])
+def test_waiting_exactly_retry_after_is_always_enough(fake_clock: FakeClock, calls: float, period: float) -> None:
+    limiter = RateLimiter(calls, period, mode="raise")
+    fake_clock.advance(12345.678)  # far from zero, where float refills are least exact
+    refused = 0
+    for _ in range(200):
+        try:
+            limiter.acquire()
+        except RateLimitError as exc:
+            refused += 1
+            fake_clock.advance(exc.retry_after)
+            limiter.acquire()  # admitted after exactly the wait it was told, every time
+
+    assert refused == 200 - calls
