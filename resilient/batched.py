@@ -35,7 +35,12 @@ asyncio a timer of the loop fires at the deadline (the loop's own resolution,
 1 ms with epoll, applies). Under another clock (a ``FakeClock`` in tests) the wait
 is a ``sleep``/``asleep`` on that clock until the deadline: with a
 ``FakeClock`` it returns at once, so a test sees the flush at exactly
-``arrival + batch_timeout`` in fake time without waiting for real.
+``arrival + batch_timeout`` in fake time without waiting for real. That also
+means threads do not gather by time under a FakeClock: the first one's wait
+ends at once and it flushes alone (tasks do gather: ``asleep`` lets the
+others run first). To test gathering from threads, flush by size (the
+``max_batch_size``-th caller flushes at once) or use the system clock with a
+short ``batch_timeout``.
 
 Runtime changes. Lowering ``max_batch_size`` flushes an open batch that it
 now fills at once (reason ``"size"``: a waiting thread or a callback in the
