@@ -167,7 +167,7 @@ class MemoryBucketState:
             # Float refills land a few ulps short of a whole unit: a caller who waited exactly
             # the retry_after it was given must be admitted, not told to wait 1e-17 s more
             # (a FakeClock cannot even move by that much, so such a test would never end).
-            if tokens >= need - _SLACK * max(1.0, need):
+            if tokens >= need or need - tokens <= _SLACK * max(1.0, need):
                 self._tokens = tokens - cost
                 return 0.0
             if reserve:
@@ -246,12 +246,15 @@ class RateLimiter(Layer):
         clock = _clock.resolve(self._clock)
         cost = _checked_cost(cost)
         wait = self._reserve(cost, clock)
-        if wait:
-            try:
-                clock.sleep(wait)
-            except BaseException:  # interrupted (Ctrl-C): the call will not happen, its units go back
-                self._state.give_back(cost)
-                raise
+        if not wait:  # the common case, counted here without another call
+            with self._lock:
+                self._admitted += 1
+            return wait
+        try:
+            clock.sleep(wait)
+        except BaseException:  # interrupted (Ctrl-C): the call will not happen, its units go back
+            self._state.give_back(cost)
+            raise
         self._admit(wait)
         return wait
 
@@ -294,12 +297,13 @@ class RateLimiter(Layer):
         """Take (mode raise) or reserve (mode wait) ``cost`` units: the seconds to wait, or raise."""
         p = self.policy
         now = clock.monotonic()
+        capacity, rate = self._limits
         if p.mode == "raise":
-            wait = self._state.take(cost, now, *self._limits, reserve=False)
+            wait = self._state.take(cost, now, capacity, rate, reserve=False)
             if wait:
                 self._refuse(wait)
         else:
-            wait = self._state.take(cost, now, *self._limits, reserve=True)
+            wait = self._state.take(cost, now, capacity, rate, reserve=True)
             if wait and p.max_wait is not None and wait > p.max_wait:
                 self._state.give_back(cost)
                 self._refuse(wait)
