@@ -1,11 +1,12 @@
-"""Shared plumbing of every adapter: session, credentials, errors, stream framing.
+"""Shared plumbing of every adapter: session, credentials, errors, stream framing, the result dicts.
 
 Adapters stay thin because everything that is the same for all providers is
 here, once: sending a request and turning every failure into the
 :mod:`resilient.errors` taxonomy (HTTP status, transport error, malformed
 body, stream cut off before its final event), finding credentials in
-arguments, the environment or a ``.env`` file, and reading SSE and NDJSON
-streams. No retry or queue logic: that is what the decorators are for.
+arguments, the environment or a ``.env`` file, reading SSE and NDJSON
+streams, and the one shape of a result and of a stream's final chunk. No
+retry or queue logic: that is what the decorators are for.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ __all__ = [
     "bearer",
     "usage",
     "rate_limits",
+    "result",
+    "final_chunk",
 ]
 
 _EXCERPT = 200
@@ -104,6 +107,45 @@ def usage(input_tokens: int = 0, output_tokens: int = 0, total_tokens: int | Non
     """The toolkit's usage dict; ``total_tokens`` defaults to the sum when the provider gives none."""
     total = total_tokens if total_tokens else input_tokens + output_tokens
     return {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": total}
+
+
+def result(
+    response: requests.Response,
+    *,
+    text: str,
+    model: Any,
+    finish_reason: str | None,
+    tool_calls: list[dict[str, Any]],
+    usage: dict[str, int],
+    raw: Any,
+    request_id: Any = None,
+) -> dict[str, Any]:
+    """The toolkit's result dict for one answer; ``request_id`` is the body's id, for when no header carries one."""
+    return {
+        "text": text,
+        "model": model,
+        "finish_reason": finish_reason,
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "request_id": provider_request_id(response) or request_id,
+        "rate_limit": rate_limits(response),
+        "raw": raw,
+    }
+
+
+def final_chunk(
+    response: requests.Response, *, finish_reason: str | None, tool_calls: list[dict[str, Any]], usage: dict[str, int]
+) -> dict[str, Any]:
+    """The last chunk of every stream: no text, what the answer came to, and the keys of :func:`result` but ``raw``."""
+    return {
+        "text": "",
+        "done": True,
+        "finish_reason": finish_reason,
+        "tool_calls": tool_calls,
+        "usage": usage,
+        "request_id": provider_request_id(response),
+        "rate_limit": rate_limits(response),
+    }
 
 
 def send(

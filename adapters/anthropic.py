@@ -242,16 +242,16 @@ def parse_message(data: Any, response: requests.Response) -> dict[str, Any]:
         for b in data["content"]
         if isinstance(b, dict) and b.get("type") == "tool_use"
     ]
-    return {
-        "text": text,
-        "model": data.get("model"),
-        "finish_reason": FINISH.get(stop_reason, stop_reason) or None,
-        "tool_calls": tool_calls,
-        "usage": usage(data.get("usage"), response),
-        "request_id": _http.provider_request_id(response) or data.get("id"),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=text,
+        model=data.get("model"),
+        finish_reason=FINISH.get(stop_reason, stop_reason) or None,
+        tool_calls=tool_calls,
+        usage=usage(data.get("usage"), response),
+        raw=data,
+        request_id=data.get("id"),
+    )
 
 
 def usage(raw: Any, response: requests.Response, provider: str = PROVIDER) -> dict[str, int]:
@@ -314,15 +314,12 @@ def stream_chunks(
             # Cumulative counts: the latest is the largest, and a count it leaves out keeps its value.
             _keep_largest(counts, payload.get("usage"), response, provider)
         elif kind == "message_stop":
-            yield {
-                "text": "",
-                "done": True,
-                "finish_reason": finish_reason,
-                "tool_calls": [_tool_call(t, response, provider) for _, t in sorted(tools.items())],
-                "usage": usage(counts, response, provider),
-                "request_id": _http.provider_request_id(response),
-                "rate_limit": _http.rate_limits(response),
-            }
+            yield _http.final_chunk(
+                response,
+                finish_reason=finish_reason,
+                tool_calls=[_tool_call(t, response, provider) for _, t in sorted(tools.items())],
+                usage=usage(counts, response, provider),
+            )
             return
         elif kind == "error":
             error = _http.expect(payload.get("error"), dict, response, provider, "error", body=payload, absent={})

@@ -292,16 +292,16 @@ def parse_response(data: Any, response: requests.Response) -> dict[str, Any]:
             raise _http.malformed(response, PROVIDER, "candidate is not an object", data)
         text, calls = _content(candidate, response)
         finish = _finish(candidate.get("finishReason"), calls)
-    return {
-        "text": text,
-        "model": data.get("modelVersion"),
-        "finish_reason": finish,
-        "tool_calls": calls,
-        "usage": _usage(data.get("usageMetadata"), response),
-        "request_id": _http.provider_request_id(response) or data.get("responseId"),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=text,
+        model=data.get("modelVersion"),
+        finish_reason=finish,
+        tool_calls=calls,
+        usage=_usage(data.get("usageMetadata"), response),
+        raw=data,
+        request_id=data.get("responseId"),
+    )
 
 
 def _content(candidate: dict[str, Any], response: requests.Response) -> tuple[str, list[dict[str, Any]]]:
@@ -359,7 +359,7 @@ def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
         candidates = chunk.get("candidates")
         if not isinstance(candidates, list) or not candidates or not isinstance(candidates[0], dict):
             if _block_reason(chunk, response):
-                yield _final("content_filter", calls, usage, response)
+                yield _http.final_chunk(response, finish_reason="content_filter", tool_calls=calls, usage=usage)
                 return
             raise _http.malformed(response, PROVIDER, "stream event without candidates", chunk)
         text, new_calls = _content(candidates[0], response)
@@ -367,23 +367,10 @@ def _events(response: requests.Response) -> Iterator[dict[str, Any]]:
         if text:
             yield {"text": text, "done": False}
         if candidates[0].get("finishReason"):
-            yield _final(_finish(candidates[0]["finishReason"], calls), calls, usage, response)
+            finish = _finish(candidates[0]["finishReason"], calls)
+            yield _http.final_chunk(response, finish_reason=finish, tool_calls=calls, usage=usage)
             return
     raise _http.stream_cut(response, PROVIDER, "an event with a finishReason")
-
-
-def _final(
-    finish: str | None, calls: list[dict[str, Any]], usage: dict[str, int], response: requests.Response
-) -> dict[str, Any]:
-    return {
-        "text": "",
-        "done": True,
-        "finish_reason": finish,
-        "tool_calls": calls,
-        "usage": usage,
-        "request_id": _http.provider_request_id(response),
-        "rate_limit": _http.rate_limits(response),
-    }
 
 
 def _stream_error(chunk: dict[str, Any], response: requests.Response) -> ProviderError:

@@ -58,16 +58,15 @@ def generate_text(
     if not isinstance(data, dict) or not isinstance(data.get("generated_text"), str):
         raise _http.malformed(response, PROVIDER, "no generated_text", data)
     details = _http.expect(data.get("details"), dict, response, PROVIDER, "details", body=data, absent={})
-    return {
-        "text": data["generated_text"],
-        "model": None,
-        "finish_reason": _finish(details),
-        "tool_calls": [],
-        "usage": _usage(details, response),
-        "request_id": _http.provider_request_id(response),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=data["generated_text"],
+        model=None,
+        finish_reason=_finish(details),
+        tool_calls=[],
+        usage=_usage(details, response),
+        raw=data,
+    )
 
 
 def stream_generate_text(
@@ -107,15 +106,8 @@ def stream_generate_text(
             yield {"text": text, "done": False}
         if event.get("generated_text") is not None:
             details = _http.expect(event.get("details"), dict, response, PROVIDER, "details", body=event, absent={})
-            yield {
-                "text": "",
-                "done": True,
-                "finish_reason": _finish(details),
-                "tool_calls": [],
-                "usage": _usage(details, response),
-                "request_id": _http.provider_request_id(response),
-                "rate_limit": _http.rate_limits(response),
-            }
+            usage = _usage(details, response)
+            yield _http.final_chunk(response, finish_reason=_finish(details), tool_calls=[], usage=usage)
             return
     raise _http.stream_cut(response, PROVIDER, "the event with generated_text")
 

@@ -68,16 +68,15 @@ def chat(
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
         raise _http.malformed(response, PROVIDER, "no message", data)
     calls = _tool_calls(data["message"], response, data)
-    return {
-        "text": _http.expect(data["message"].get("content"), str, response, PROVIDER, "message.content", body=data, absent=""),
-        "model": data.get("model"),
-        "finish_reason": "tool_calls" if calls else _finish(data),
-        "tool_calls": calls,
-        "usage": _usage(data, response),
-        "request_id": _http.provider_request_id(response),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=_http.expect(data["message"].get("content"), str, response, PROVIDER, "message.content", body=data, absent=""),
+        model=data.get("model"),
+        finish_reason="tool_calls" if calls else _finish(data),
+        tool_calls=calls,
+        usage=_usage(data, response),
+        raw=data,
+    )
 
 
 def stream_chat(
@@ -124,16 +123,15 @@ def generate(
     data = _http.json_of(response, PROVIDER)
     if not isinstance(data, dict) or not isinstance(data.get("response"), str):
         raise _http.malformed(response, PROVIDER, "no response text", data)
-    return {
-        "text": data["response"],
-        "model": data.get("model"),
-        "finish_reason": _finish(data),
-        "tool_calls": [],
-        "usage": _usage(data, response),
-        "request_id": _http.provider_request_id(response),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=data["response"],
+        model=data.get("model"),
+        finish_reason=_finish(data),
+        tool_calls=[],
+        usage=_usage(data, response),
+        raw=data,
+    )
 
 
 def stream_generate(
@@ -325,15 +323,12 @@ def _lines(response: requests.Response, field: str) -> Iterator[dict[str, Any]]:
         if text:
             yield {"text": text, "done": False}
         if line["done"]:
-            yield {
-                "text": "",
-                "done": True,
-                "finish_reason": "tool_calls" if calls else _finish(line),
-                "tool_calls": calls,
-                "usage": _usage(line, response),
-                "request_id": _http.provider_request_id(response),
-                "rate_limit": _http.rate_limits(response),
-            }
+            yield _http.final_chunk(
+                response,
+                finish_reason="tool_calls" if calls else _finish(line),
+                tool_calls=calls,
+                usage=_usage(line, response),
+            )
             return
     raise _http.stream_cut(response, PROVIDER, 'a line with "done": true')
 

@@ -76,14 +76,7 @@ def stream_chatqna(
     for _, data in _http.sse_events(response, PROVIDER):
         data = data.strip()
         if data == "[DONE]":
-            yield {
-                "text": "",
-                "done": True,
-                "finish_reason": finish_reason,
-                "tool_calls": [],
-                "usage": _http.usage(),
-                "request_id": _http.provider_request_id(response),
-            }
+            yield _http.final_chunk(response, finish_reason=finish_reason, tool_calls=[], usage=_http.usage())
             return
         text, reason = _token(data, response)
         finish_reason = reason or finish_reason

@@ -217,16 +217,16 @@ def parse_chat(data: Any, response: requests.Response, provider: str = PROVIDER)
     choice = _http.expect(choice, dict, response, provider, "choices[0]", body=data)
     message = _http.expect(message, dict, response, provider, "choices[0].message", body=data)
     calls = _http.expect(message.get("tool_calls"), list, response, provider, "message.tool_calls", body=data, absent=[])
-    return {
-        "text": _http.expect(message.get("content"), str, response, provider, "message.content", body=data, absent=""),
-        "model": data.get("model"),
-        "finish_reason": _finish(choice.get("finish_reason"), response, provider, data),
-        "tool_calls": [_tool_call(call, response, provider, data) for call in calls],
-        "usage": _usage(data.get("usage"), response, provider),
-        "request_id": _http.provider_request_id(response) or data.get("id"),
-        "rate_limit": _http.rate_limits(response),
-        "raw": data,
-    }
+    return _http.result(
+        response,
+        text=_http.expect(message.get("content"), str, response, provider, "message.content", body=data, absent=""),
+        model=data.get("model"),
+        finish_reason=_finish(choice.get("finish_reason"), response, provider, data),
+        tool_calls=[_tool_call(call, response, provider, data) for call in calls],
+        usage=_usage(data.get("usage"), response, provider),
+        raw=data,
+        request_id=data.get("id"),
+    )
 
 
 def _tool_call(call: Any, response: requests.Response, provider: str, data: Any) -> dict[str, Any]:
@@ -290,15 +290,12 @@ def stream_chat_at(
                 {"id": c["id"], "name": c["name"], "arguments": _arguments(c["arguments"], response, provider)}
                 for _, c in sorted(calls.items())
             ]
-            yield {
-                "text": "",
-                "done": True,
-                "finish_reason": finish_reason,
-                "tool_calls": tool_calls,
-                "usage": usage or _usage(None, response, provider),
-                "request_id": _http.provider_request_id(response),
-                "rate_limit": _http.rate_limits(response),
-            }
+            yield _http.final_chunk(
+                response,
+                finish_reason=finish_reason,
+                tool_calls=tool_calls,
+                usage=usage or _usage(None, response, provider),
+            )
             return
         chunk = _http.expect(_http.parse_json_text(data, response, provider), dict, response, provider, "stream event")
         if event == "error" and "error" not in chunk:

@@ -44,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run
 
             return run(sys.stdout)
-        from .testing.emulator import run_standalone
-
-        run_standalone(args.host, args.port, args.faults)
-        return 0
+        return _emulate(args.host, args.port, args.faults)
     except BrokenPipeError:
         # The reader went away: send the rest of our output nowhere, so that
         # flushing stdout at exit does not raise a second time.
@@ -56,13 +53,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _emulate(host: str, port: int, faults: str | None) -> int:
+    """Run the emulator; what the user gave wrong is one line, anything else (a bug) keeps its traceback."""
+    from .testing.emulator import run_standalone
+
+    try:
+        run_standalone(host, port, faults)
+    except BrokenPipeError:
+        raise  # an OSError too, but not the user's mistake: main() ends quietly
     except OSError as exc:  # a missing fault script, a port taken or not ours to bind
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"resilient {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"resilient emulate: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except ValueError as exc:  # an invalid fault script
-        print(f"resilient {args.command}: error: {exc}", file=sys.stderr)
+        print(f"resilient emulate: error: {exc}", file=sys.stderr)
         return 1
+    return 0
 
 
 if __name__ == "__main__":

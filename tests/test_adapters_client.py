@@ -62,8 +62,19 @@ def test_client_streams_through_the_stack(emulator) -> None:
     assert client.queue.stats()["active"] == 0
 
 
-def test_client_paces_on_rate_limit_headers_instead_of_collecting_429s(emulator, fake_clock: FakeClock) -> None:
-    emulator.add_fault("rate_limit", rps=2, burst=2)
+@pytest.mark.parametrize(
+    ("rps", "burst", "sleeps"),
+    [
+        # After the burst of 2, each call waits for the next request to be back: 1 s to full / 2 requests.
+        pytest.param(2, 2, [0.5] * 8, id="whole milliseconds"),
+        # A third of a second is announced as 334ms, never 333ms: a key paced on it is not early.
+        pytest.param(3, 1, [0.334] * 9, id="a third of a second"),
+    ],
+)
+def test_client_paces_on_rate_limit_headers_instead_of_collecting_429s(
+    emulator, fake_clock: FakeClock, rps: int, burst: int, sleeps: list[float]
+) -> None:
+    emulator.add_fault("rate_limit", rps=rps, burst=burst)
     client = openai.Client(api_key=KEYS[0], base_url=emulator.url + "/v1")
     client.policy.backoff.update(jitter=None, initial_delay=0.1)  # so the waits seen are the pacing's own
 
@@ -72,8 +83,7 @@ def test_client_paces_on_rate_limit_headers_instead_of_collecting_429s(emulator,
 
     statuses = [r.status for r in emulator.requests]
     assert statuses == [200] * 10
-    # After the burst of 2, each call waits for the next request to be back: 1 s to full / 2 requests.
-    assert fake_clock.sleeps == [0.5] * 8
+    assert fake_clock.sleeps == pytest.approx(sleeps)  # the pool subtracts times: float noise, no more
 
 
 def test_anthropic_client_paces_on_reset_times_given_to_the_second(emulator, fake_clock: FakeClock) -> None:

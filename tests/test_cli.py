@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -30,29 +31,23 @@ def test_a_missing_fault_script_is_named(capsys, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("script", "says"),
+    ("filename", "script", "says"),
     [
-        ('[[fault]\nkind = "outage"\n', "not valid TOML"),
-        ('[[fault]]\nkind = "outag"\n', "fault #1 (outag): unknown fault kind 'outag'"),
-        ('[[fault]]\nkind = "outage"\n\n[[fault]]\nkind = "outage"\nstatsu = 503\n', "fault #2 (outage): "),
-        ('[[fault]]\nkind = "outage"\nstatus = 404\n', "fault #1 (outage): "),
-        ("[[fault]]\nstatus = 503\n", "fault #1 needs a 'kind'"),
+        ("faults.toml", '[[fault]\nkind = "outage"\n', "not valid TOML"),
+        ("faults.json", '{"fault": [', "not valid JSON"),
+        ("faults.toml", '[[fault]]\nkind = "outag"\n', "fault #1 (outag): unknown fault kind 'outag'"),
+        ("faults.toml", '[[fault]]\nkind = "outage"\n\n[[fault]]\nkind = "outage"\nstatsu = 503\n', "fault #2 (outage): "),
+        ("faults.toml", '[[fault]]\nkind = "outage"\nstatus = 404\n', "fault #1 (outage): "),
+        ("faults.toml", "[[fault]]\nstatus = 503\n", "fault #1 needs a 'kind'"),
     ],
 )
-def test_an_invalid_fault_script_says_what_and_where(capsys, tmp_path, script: str, says: str) -> None:
-    path = tmp_path / "faults.toml"
+def test_an_invalid_fault_script_says_what_and_where(capsys, tmp_path, filename: str, script: str, says: str) -> None:
+    path = tmp_path / filename
     path.write_text(script)
 
     err = fails(capsys, "emulate", "--port", "0", "--faults", str(path))
 
     assert err.startswith(f"resilient emulate: error: {path}: ") and says in err
-
-
-def test_invalid_json_fault_script(capsys, tmp_path) -> None:
-    path = tmp_path / "faults.json"
-    path.write_text('{"fault": [')
-
-    assert "not valid JSON" in fails(capsys, "emulate", "--port", "0", "--faults", str(path))
 
 
 def test_a_script_with_a_bad_fault_adds_none_of_its_faults(tmp_path) -> None:
@@ -92,8 +87,19 @@ def test_demo_into_a_reader_that_stops_early_ends_quietly() -> None:
     demo.stdout.readline()
     demo.stdout.close()  # as `resilient demo | head -1` does
 
+    status = demo.wait(timeout=60)
     err = demo.stderr.read().decode()
     demo.stderr.close()
 
-    assert demo.wait(timeout=60) == 1
+    assert status == 1
     assert err == ""
+
+
+def test_a_failure_inside_the_demo_is_not_taken_for_a_users_mistake(monkeypatch, tmp_path) -> None:
+    """Only ``emulate`` turns an OSError or ValueError into one line: inside the demo it is a bug, traceback and all."""
+    unwritable = tmp_path / "out.txt"
+    unwritable.touch()
+    with unwritable.open() as out:
+        monkeypatch.setattr(sys, "stdout", out)
+        with pytest.raises(io.UnsupportedOperation):  # an OSError and a ValueError
+            main(["demo"])

@@ -102,37 +102,44 @@ def tool_results(*ids):
     return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": i, "content": "sunny"} for i in ids]}
 
 
+def unexpected_result(where, ident):
+    return (
+        f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {ident}. Each `tool_result` block must"
+        " have a corresponding `tool_use` block in the previous message."
+    )
+
+
 @pytest.mark.parametrize(
-    ("messages", "where", "ident"),
+    ("messages", "message"),
     [
-        ([{"role": "user", "content": "Paris?"}, tool_results("toolu_1")], "messages.1.content.0", "toolu_1"),
-        (
+        pytest.param(
+            [tool_results("toolu_1"), {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": "And?"}],
+            unexpected_result("messages.0.content.0", "toolu_1"),
+            id="a history cut after the call",
+        ),
+        pytest.param(
+            [{"role": "user", "content": "Paris?"}, tool_results("toolu_1")],
+            unexpected_result("messages.1.content.0", "toolu_1"),
+            id="no tool_use before it",
+        ),
+        pytest.param(
             [{"role": "user", "content": "Paris?"}, tool_use_turn("toolu_1"), tool_results("toolu_1", "toolu_9")],
-            "messages.2.content.1",
-            "toolu_9",
+            unexpected_result("messages.2.content.1", "toolu_9"),
+            id="answers another id",
+        ),
+        pytest.param(
+            [{"role": "user", "content": "Paris and Rome?"}, tool_use_turn("toolu_1", "toolu_2"), tool_results("toolu_2")],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1. Each"
+            " `tool_use` block must have a corresponding `tool_result` block in the next message.",
+            id="a tool_use left unanswered by the next message",
         ),
     ],
-    ids=["no tool_use before it", "answers another id"],
 )
-def test_a_tool_result_that_answers_no_tool_use_is_refused(client, messages, where, ident):
-    """A history that lost the assistant's turn, or mixed up ids, gets the API's 400 naming the block."""
+def test_tool_turns_that_do_not_pair_up_are_refused(client, messages, message):
+    """A history that lost a turn, or mixed up ids, gets the API's 400 naming the block."""
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(model="claude-test", max_tokens=64, tools=[TOOL], messages=messages)
-    assert caught.value.body["error"] == {
-        "type": "invalid_request_error",
-        "message": f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: {ident}. Each `tool_result`"
-        " block must have a corresponding `tool_use` block in the previous message.",
-    }
-
-
-def test_a_tool_use_left_unanswered_by_the_next_message_is_refused(client):
-    messages = [{"role": "user", "content": "Paris and Rome?"}, tool_use_turn("toolu_1", "toolu_2"), tool_results("toolu_2")]
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        client.messages.create(model="claude-test", max_tokens=64, tools=[TOOL], messages=messages)
-    assert caught.value.body["error"]["message"] == (
-        "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1. Each"
-        " `tool_use` block must have a corresponding `tool_result` block in the next message."
-    )
+    assert caught.value.body["error"] == {"type": "invalid_request_error", "message": message}
 
 
 def test_rate_limit_raises_the_clients_own_error(client, emulator, fake_clock):

@@ -81,6 +81,12 @@ def test_retry_after_is_rounded_up_to_the_millisecond_never_down_nor_to_zero(htt
     assert (early.headers["retry-after-ms"], early.headers["retry-after"]) == ("1", "0.001")  # not "0"
 
 
+@pytest.mark.parametrize(("rps", "reset"), [(3, "334ms"), (0.75, "1.334s"), (1 / 90, "1m30s"), (1 / 61.5, "1m1.5s")])
+def test_openai_reset_headers_are_rounded_up_to_the_millisecond(http, emulator, fake_clock, rps, reset):
+    emulator.add_fault("rate_limit", rps=rps, burst=1)
+    assert chat(http, emulator).headers["x-ratelimit-reset-requests"] == reset
+
+
 @pytest.mark.parametrize("header", ["retry-after-ms", "retry-after"])
 @pytest.mark.parametrize("rps", [3, 9, 7, 2.5, 10, 20])
 def test_a_client_waiting_exactly_the_retry_after_is_admitted(http, emulator, fake_clock, rps, header):

@@ -88,43 +88,43 @@ def tool_call_turn(*ids):
 
 
 @pytest.mark.parametrize(
-    "messages",
+    ("messages", "message", "param"),
     [
-        [{"role": "user", "content": "Weather?"}, {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
-        [
-            {"role": "user", "content": "Weather?"},
-            tool_call_turn("call_1"),
-            {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
-        ],
+        pytest.param(
+            [{"role": "user", "content": "Weather?"}, {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
+            TOOL_TURN_REFUSED,
+            "messages.[1].role",
+            id="no assistant turn with tool_calls",
+        ),
+        pytest.param(
+            [
+                {"role": "user", "content": "Weather?"},
+                tool_call_turn("call_1"),
+                {"role": "tool", "tool_call_id": "call_9", "content": "sunny"},
+            ],
+            TOOL_TURN_REFUSED,
+            "messages.[2].role",
+            id="answers another call id",
+        ),
+        pytest.param(
+            [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                tool_call_turn("call_1", "call_2"),
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                {"role": "user", "content": "And?"},
+            ],
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each"
+            " 'tool_call_id'. The following tool_call_ids did not have response messages: call_2",
+            "messages.[3].role",
+            id="a call left unanswered",
+        ),
     ],
-    ids=["no assistant turn with tool_calls", "answers another call id"],
 )
-def test_a_tool_message_that_answers_no_call_is_refused(client, messages):
-    """An agent loop that drops the assistant turn, or mixes up call ids, gets the API's 400, typo included."""
+def test_tool_turns_that_do_not_pair_up_are_refused(client, messages, message, param):
+    """An agent loop that drops a turn, or mixes up call ids, gets the API's 400, typo included."""
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=messages)
-    assert caught.value.body == {
-        "message": TOOL_TURN_REFUSED,
-        "type": "invalid_request_error",
-        "param": f"messages.[{len(messages) - 1}].role",
-        "code": None,
-    }
-
-
-def test_a_tool_call_left_unanswered_is_refused(client):
-    messages = [
-        {"role": "user", "content": "Weather in Paris and Rome?"},
-        tool_call_turn("call_1", "call_2"),
-        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
-        {"role": "user", "content": "And?"},
-    ]
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o-mini", tools=[WEATHER_TOOL], messages=messages)
-    assert caught.value.body["message"] == (
-        "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'."
-        " The following tool_call_ids did not have response messages: call_2"
-    )
-    assert caught.value.body["param"] == "messages.[3].role"
+    assert caught.value.body == {"message": message, "type": "invalid_request_error", "param": param, "code": None}
 
 
 def test_parallel_tool_calls_answered_in_any_order_are_accepted(client):

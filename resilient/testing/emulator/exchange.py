@@ -44,7 +44,8 @@ class Request:
     body: bytes
     id: str = ""  # the emulator's request id, also the base of ids in the reply body
     params: Mapping[str, str] = field(default_factory=dict)  # named groups of the route pattern
-    #: The models the emulator serves (``Emulator.models`` when the request arrived); None: any name.
+    #: The models the request's provider serves (its part of ``Emulator.models`` when the request arrived);
+    #: None: any name.
     models: frozenset[str] | None = None
 
     def header(self, name: str) -> str | None:

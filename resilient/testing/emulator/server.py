@@ -17,7 +17,7 @@ import itertools
 import logging
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,6 +62,12 @@ class Emulator:
     TEI, OpenVINO, OPEA) do not, nor any provider named in ``keyless``.
     ``models`` limits the model names served, as a real account's are: a
     request naming another gets the provider's own "model not found".
+    A set of names is served by every provider; a dict gives each provider
+    its own, ``models={"openai": {"gpt-4o-mini"}, "anthropic":
+    {"claude-sonnet-4-5-20250929"}}``, and a provider it leaves out serves
+    any name. A model is known by every name its provider takes for it
+    (Anthropic's alias without the date, Ollama's name without
+    ``:latest``), on every route.
     """
 
     def __init__(
@@ -72,7 +78,7 @@ class Emulator:
         clock: _clock.Clock | None = None,
         faults: str | Path | None = None,
         keyless: Iterable[str] = (),
-        models: Iterable[str] | None = None,
+        models: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.clock = _clock.resolve(clock)
         #: Providers whose requests are served without a key. A hosted provider refuses them (OpenAI 401,
@@ -80,20 +86,19 @@ class Emulator:
         #: llama.cpp, TGI's Messages API): ``keyless={"openai"}`` makes the emulator one of those.
         #: A set, read on every request, so a test may change it while the emulator runs.
         self.keyless: set[str] = set(keyless)
+        self._protocols = default_protocols(self.clock)
         #: Model names the hosted providers serve (OpenAI and its copies, Anthropic, Gemini, Ollama, Bedrock):
         #: a chat, stream or embeddings request naming another gets the provider's 404 (Bedrock: 400), and
-        #: the model lists list these. ``None`` (the default) takes any name. Read on every request, so a test
-        #: may change it (or assign another set, or None) while the emulator runs.
-        if isinstance(models, str):  # one name, not its letters
-            models = [models]
-        self.models: set[str] | None = None if models is None else set(models)
+        #: the model lists list these. A set is every provider's; a dict maps a provider's name to its own
+        #: set (a provider not in it takes any name). ``None`` (the default) takes any name. Read on every
+        #: request, so a test may change it (or assign another set or dict, or None) while the emulator runs.
+        self.models = _model_names(models, {protocol.name for protocol in self._protocols})
         self._address = (host, port)
         self._faults = FaultSet()
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
         self._serial = itertools.count(1)
         self._stopping = threading.Event()
-        self._protocols = default_protocols(self.clock)
         self._routes: list[Route] = all_routes(self._protocols)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -227,9 +232,8 @@ class Emulator:
             self._answer_unknown_path(handler, request, arrived)
             return
         route, request.params = matched
-        models = self.models
-        request.models = None if models is None else frozenset(models)
         protocol = route.protocol
+        request.models = _served(self.models, protocol.name)
         key = protocol.api_key(request)
         refusal = None if protocol.name in self.keyless else protocol.unauthenticated(request)
         if refusal is not None:
@@ -290,9 +294,9 @@ class Emulator:
                 reply.headers.update(protocol.retry_headers(failure.retry_after, send=failure.retry_header))
             return reply
         try:
-            if request.models is not None and route.model is not None and protocol.model_not_found is not None:
+            if request.models is not None and route.model is not None:
                 model = route.model(request)
-                if model is not None and model not in request.models:
+                if model is not None and not protocol.serves(model, request.models):
                     return protocol.unknown_model(request, model)
             return route.handler(request)
         except BadRequest as exc:
@@ -320,6 +324,29 @@ class Emulator:
                 yield None
                 return
             yield framing.malform_piece(piece, plan.malformed, plan.wrong_shape) if plan.malformed else piece
+
+
+def _model_names(
+    models: Iterable[str] | Mapping[str, Iterable[str]] | None, providers: set[str]
+) -> set[str] | dict[str, set[str]] | None:
+    """``Emulator(models=)`` as sets; a provider the emulator does not speak is a typo, not a provider serving all."""
+    if not isinstance(models, Mapping):
+        return None if models is None else _names(models)
+    unknown = sorted(set(models) - providers)
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        raise ValueError(f"models: no provider named {named}; the providers are {', '.join(sorted(providers))}")
+    return {provider: _names(names) for provider, names in models.items()}
+
+
+def _names(names: Iterable[str]) -> set[str]:
+    return {names} if isinstance(names, str) else set(names)  # one name, not its letters
+
+
+def _served(models: set[str] | dict[str, set[str]] | None, provider: str) -> frozenset[str] | None:
+    """The model names ``provider`` serves, for one request; None: any name."""
+    names = models.get(provider) if isinstance(models, dict) else models
+    return None if names is None else frozenset(names)
 
 
 def _prompt_tokens(body: bytes) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import ClassVar
 from urllib.parse import unquote
@@ -26,8 +26,8 @@ from resilient.clock import Clock
 from ..exchange import BadRequest, JsonReply, Reply, Request
 
 __all__ = [
-    "Protocol", "Route", "Quota", "Refusal", "all_routes", "body_model", "path_model",
-    "ceil_millis", "format_seconds", "utc_timestamp",
+    "Protocol", "Route", "Quota", "Refusal", "all_routes", "body_model", "path_model", "served_names",
+    "ceil_millis", "format_millis", "format_seconds", "utc_timestamp",
 ]  # fmt: skip
 
 Handler = Callable[[Request], Reply]
@@ -103,8 +103,9 @@ class Protocol:
     bad_key: ClassVar[Refusal] = Refusal(401, "Incorrect API key provided: {key}.")
     #: Paths that can only be meant for this provider: an unknown one is answered in its error format.
     path_prefixes: ClassVar[tuple[str, ...]] = ()
-    #: The answer to a model outside ``Emulator.models`` (``{model}`` stands for its name); ``None`` for
-    #: single-model servers, which serve whatever model they were started with.
+    #: The answer to a model this provider does not serve (``{model}`` stands for its name, other fields are
+    #: :meth:`model_fields`'): wanted by every protocol with a route that names a model (``Route.model``).
+    #: ``None`` for single-model servers, which serve whatever model they were started with.
     model_not_found: ClassVar[Refusal | None] = None
 
     def __init__(self, clock: Clock) -> None:
@@ -139,11 +140,25 @@ class Protocol:
         """The provider's answer to a refusal; protocols whose provider names it override to put ``refusal.code``."""
         return self.error(refusal.status, refusal.message)
 
+    def serves(self, name: str, models: Collection[str]) -> bool:
+        """Whether a request naming model ``name`` is served by an account with ``models``.
+
+        The name as it is, by default; providers that take one model under
+        several names (Anthropic's undated alias, Ollama's default tag)
+        override, so that every route agrees on what one model is called.
+        """
+        return name in models
+
     def unknown_model(self, request: Request, model: str) -> JsonReply:
-        """The provider's answer to a request naming a model it does not serve; protocols whose wording depends on
-        the request (Google's names the API version and method) override."""
-        refusal = self.model_not_found or Refusal(404, "model {model} not found")
-        return self.refuse(replace(refusal, message=refusal.message.replace("{model}", model)))
+        """The provider's answer to a request naming a model it does not serve (:attr:`model_not_found`)."""
+        refusal = self.model_not_found
+        assert refusal is not None, f"{self.name} names models on a route but has no model_not_found"
+        message = refusal.message.format(model=model, **self.model_fields(request))
+        return self.refuse(replace(refusal, message=message))
+
+    def model_fields(self, request: Request) -> dict[str, str]:
+        """What :attr:`model_not_found` says besides the model's name; Google's names the API version and method."""
+        return {}
 
     def unknown_path(self, request: Request) -> JsonReply:
         return self.refuse(Refusal(404, f"Invalid URL ({request.method} {request.path}): not an emulated endpoint."))
@@ -199,6 +214,11 @@ def path_model(request: Request) -> str | None:
     return unquote(value) if value else None
 
 
+def served_names(request: Request, builtin: Iterable[str]) -> list[str]:
+    """The names of the models served: the emulator's ``models`` for this provider by name, else ``builtin``."""
+    return list(builtin) if request.models is None else sorted(request.models)
+
+
 def ceil_millis(seconds: float) -> int:
     """A wait in whole milliseconds, rounded *up*: a client that waits exactly this long is never early.
 
@@ -216,9 +236,13 @@ def ceil_millis(seconds: float) -> int:
 
 def format_seconds(seconds: float) -> str:
     """Seconds as a short decimal (``0.2``, ``12``), rounded up to the millisecond (see :func:`ceil_millis`)."""
-    millis = ceil_millis(seconds)
+    return format_millis(ceil_millis(seconds))
+
+
+def format_millis(millis: int) -> str:
+    """Whole milliseconds as seconds in a short decimal: ``200`` is ``0.2``, ``12000`` is ``12``."""
     whole, rest = divmod(millis, 1000)
-    return f"{whole}.{rest:03d}".rstrip("0").rstrip(".") if rest else str(whole)
+    return f"{whole}.{rest:03d}".rstrip("0") if rest else str(whole)
 
 
 def utc_timestamp(epoch: float) -> str:

@@ -18,14 +18,15 @@ Streams send every event type in the documented order (``message_start``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from typing import Any, ClassVar
 
 from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse
-from . import Protocol, Quota, Refusal, Route, body_model, utc_timestamp
+from . import Protocol, Quota, Refusal, Route, body_model, served_names, utc_timestamp
 
 __all__ = ["Anthropic"]
 
@@ -51,6 +52,7 @@ _MODELS = (
     ("claude-3-haiku-20240307", "Claude Haiku 3", "2024-03-07T00:00:00Z"),
 )
 _DEFAULT_PAGE = 20
+_DATE = re.compile(r"-\d{8}\Z")  # a dated model id's suffix: claude-sonnet-4-5-20250929
 _UNKNOWN_CREATED_AT = "2025-01-01T00:00:00Z"  # for configured models the built-in list does not know
 
 
@@ -73,6 +75,10 @@ class Anthropic(Protocol):
 
     def api_key(self, request: Request) -> str | None:
         return request.header("x-api-key") or request.bearer_token()
+
+    def serves(self, name: str, models: Collection[str]) -> bool:
+        """A dated model is also served under its alias, its id without the date (``claude-sonnet-4-5``)."""
+        return name in models or any(_DATE.sub("", model) == name for model in models)
 
     def owns(self, request: Request) -> bool:
         """Anthropic's SDK, and only it, sends ``anthropic-version`` and ``x-api-key``; paths are shared with OpenAI."""
@@ -167,9 +173,9 @@ class Anthropic(Protocol):
         _require_version(request)
         wanted = request.params["model"]
         for model in _catalogue(request):
-            if wanted in (model[0], model[0].rsplit("-", 1)[0]):
+            if self.serves(wanted, (model[0],)):
                 return JsonReply(200, _model_card(model))
-        raise BadRequest(f"model: {wanted}", 404)
+        return self.unknown_model(request, wanted)
 
     def _checked(self, request: Request) -> dict[str, Any]:
         _require_version(request)
@@ -241,10 +247,11 @@ def _check_tool_turns(messages: list[dict[str, Any]]) -> None:
     A conversation that lost or reordered a turn (a trimmed history, a
     crashed agent step) is a 400 from the API; the emulator must refuse it
     too, or the bug ships. A ``tool_use`` in the last message is left alone:
-    only a following message can leave it unanswered.
+    only a following message can leave it unanswered. A ``tool_result`` in
+    the first message answers nothing: the history was cut after a call.
     """
-    for index in range(1, len(messages)):
-        asked = [b.get("id") for _, b in _blocks_of(messages[index - 1], "tool_use")]
+    for index in range(len(messages)):
+        asked = [b.get("id") for _, b in _blocks_of(messages[index - 1], "tool_use")] if index else []
         results = _blocks_of(messages[index], "tool_result")
         for position, block in results:
             if block.get("tool_use_id") not in asked:
@@ -344,11 +351,10 @@ def _position(ids: list[str], cursor: str, name: str) -> int:
 
 def _catalogue(request: Request) -> list[tuple[str, str, str]]:
     """The models served: the built-in list, or the emulator's ``models`` (known ones first, newest first)."""
-    if request.models is None:
-        return list(_MODELS)
-    known = [model for model in _MODELS if model[0] in request.models]
+    names = served_names(request, (model[0] for model in _MODELS))
+    known = [model for model in _MODELS if model[0] in names]
     ids = {model[0] for model in known}
-    return known + [(name, name, _UNKNOWN_CREATED_AT) for name in sorted(request.models - ids)]
+    return known + [(name, name, _UNKNOWN_CREATED_AT) for name in names if name not in ids]
 
 
 def _model_card(model: tuple[str, str, str]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import CRLF, sse
-from . import Protocol, Refusal, Route, format_seconds, path_model
+from . import Protocol, Refusal, Route, format_seconds, path_model, served_names
 
 __all__ = ["Gemini"]
 
@@ -138,13 +138,10 @@ class Gemini(Protocol):
             ]
         return reply
 
-    def unknown_model(self, request: Request, model: str) -> JsonReply:
-        """Google's 404 names the API version and the method called (``generateContent``, ``embedContent``...)."""
-        assert self.model_not_found is not None
-        version = request.path.split("/")[1]
-        method = request.path.rpartition(":")[2]
-        message = self.model_not_found.message.replace("{version}", version).replace("{method}", method)
-        return self.error(404, message.replace("{model}", model))
+    def model_fields(self, request: Request) -> dict[str, str]:
+        """Google's 404 names the API version and the method called (``generateContent``, ``get``...)."""
+        method = request.path.rpartition(":")[2] if request.method == "POST" else "get"
+        return {"version": request.path.split("/")[1], "method": method}
 
     def stream_error(self, status: int, message: str, *, retry_after: float | None = None) -> bytes:
         """The error body as Google sends it inside an SSE stream: bare pretty-printed JSON, no ``data:`` field.
@@ -187,7 +184,7 @@ class Gemini(Protocol):
         token = request.query.get("pageToken") or "0"
         if not size.isdigit() or int(size) < 1 or not token.isdigit():
             raise BadRequest("Invalid pageSize or pageToken.")
-        names = list(_MODELS) if request.models is None else sorted(request.models)
+        names = served_names(request, _MODELS)
         start, end = int(token), int(token) + int(size)
         reply: dict[str, Any] = {"models": [_model_card(name) for name in names[start:end]]}
         if end < len(names):
@@ -196,9 +193,8 @@ class Gemini(Protocol):
 
     def model(self, request: Request) -> Reply:
         name = request.params["model"]
-        if name not in (_MODELS if request.models is None else request.models):
-            version = request.path.split("/")[1]
-            raise BadRequest(f"models/{name} is not found for API version {version}.", 404)
+        if not self.serves(name, served_names(request, _MODELS)):
+            return self.unknown_model(request, name)
         return JsonReply(200, _model_card(name))
 
     def embed(self, request: Request) -> Reply:

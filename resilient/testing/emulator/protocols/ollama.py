@@ -7,14 +7,14 @@ stream with a ``done: true`` line carrying the token counts and durations.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any, ClassVar
 
 from .. import content
 from ..content import Completion
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import NDJSON, ndjson
-from . import Protocol, Refusal, Route, body_model, utc_timestamp
+from . import Protocol, Refusal, Route, body_model, served_names, utc_timestamp
 from .openai import parse_chat
 
 __all__ = ["Ollama"]
@@ -38,6 +38,10 @@ class Ollama(Protocol):
             self.route("POST", "/api/embed", self.embed, model=body_model),
             self.route("GET", "/api/tags", self.tags),
         ]
+
+    def serves(self, name: str, models: Collection[str]) -> bool:
+        """``llama3.2`` is ``llama3.2:latest``: Ollama gives a name without a tag the default one."""
+        return _tagged(name) in map(_tagged, models)
 
     def error(self, status: int, message: str, *, retry_after: float | None = None) -> JsonReply:
         return JsonReply(status, {"error": message})
@@ -110,9 +114,14 @@ class Ollama(Protocol):
                 "digest": hashlib.sha256(name.encode()).hexdigest(),
                 "details": {"format": "gguf", "family": name.split(":")[0], "parameter_size": "1B", "quantization_level": "Q4_0"},
             }
-            for name in (_MODELS if request.models is None else sorted(request.models))
+            for name in sorted({_tagged(name) for name in served_names(request, _MODELS)})
         ]
         return JsonReply(200, {"models": models})
+
+
+def _tagged(name: str) -> str:
+    """The model's full name: with ``:latest`` when it names no tag (a ``:`` before a ``/`` is a registry's port)."""
+    return name if ":" in name.rpartition("/")[2] else name + ":latest"
 
 
 def _final_fields(completion: Completion) -> dict[str, Any]:

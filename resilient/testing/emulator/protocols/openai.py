@@ -24,7 +24,7 @@ from .. import content
 from ..content import Completion, Tool
 from ..exchange import BadRequest, JsonReply, Reply, Request, StreamReply
 from ..framing import sse, sse_raw
-from . import Protocol, Quota, Refusal, Route, body_model, path_model
+from . import Protocol, Quota, Refusal, Route, body_model, ceil_millis, format_millis, path_model, served_names
 
 __all__ = ["OpenAI", "parse_chat", "text_of"]
 
@@ -220,8 +220,7 @@ class OpenAI(Protocol):
         return JsonReply(200, {"created": int(self.clock.time()), "data": [dict(image) for _ in range(count)]})
 
     def models(self, request: Request) -> Reply:
-        names = _MODELS if request.models is None else sorted(request.models)
-        return JsonReply(200, {"object": "list", "data": [self._model_card(m) for m in names]})
+        return JsonReply(200, {"object": "list", "data": [self._model_card(m) for m in served_names(request, _MODELS)]})
 
     def model(self, request: Request) -> Reply:
         return JsonReply(200, self._model_card(request.params["model"]))
@@ -369,10 +368,10 @@ def _required_str(body: dict[str, Any], name: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    """OpenAI's reset format: ``1m30s``, ``2s``, ``200ms``."""
-    millis = round(seconds * 1000)
+    """OpenAI's reset format: ``1m30s``, ``2s``, ``200ms``; rounded up, so a client pacing on it is never early."""
+    millis = ceil_millis(seconds)
     if millis < 1000:
         return f"{millis}ms"
-    minutes, rest = divmod(millis / 1000, 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
+    minutes, rest = divmod(millis, 60_000)
+    text = format_millis(rest) + "s"
+    return f"{minutes}m{text}" if minutes else text
