@@ -118,7 +118,7 @@ class _Attempts:
         self.started = started
         self.made = 0
         self.previous = self.policy.initial_delay
-        self.spent: RetryBudget | None = None  # the budget the pending retry was taken from
+        self.spent: tuple[RetryBudget, int] | None = None  # the budget and second the pending retry was taken from
 
     def first_wait(self) -> float:
         """Before the first attempt: what the shared gate says to hold back (usually 0)."""
@@ -172,9 +172,11 @@ class _Attempts:
         if self._past_deadline(delay):
             return "deadline"
         budget = policy.budget
-        if budget is not None and not budget.try_spend():
-            return "budget"
-        self.spent = budget
+        if budget is not None:
+            second = budget.spend()
+            if second is None:
+                return "budget"
+            self.spent = (budget, second)
         return delay
 
     def _past_deadline(self, delay: float) -> bool:
@@ -220,7 +222,8 @@ class _Attempts:
 
     def cut_short(self) -> None:
         if self.spent is not None:
-            self.spent.refund()
+            budget, second = self.spent
+            budget.refund(second)
 
     def give_up(self, exc: BaseException, reason: str) -> BaseException:
         """Annotate ``exc`` (PEP 678 note), count the failure, and hand ``exc`` back to raise."""

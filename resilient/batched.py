@@ -146,7 +146,12 @@ class _LoopBatch:
 
 
 class Batched(Layer):
-    """The runtime of one ``@batched`` layer: the open batches and the counters."""
+    """The runtime of one ``@batched`` layer: the open batches and the counters.
+
+    A layer gathers for one list function, since its open batches have no
+    room for a second one. To batch another function the same way, give it
+    its own ``Batched`` and share the policy instead: ``Batched(policy).wrap(other)``.
+    """
 
     kind = "batched"
     policy: BatchedPolicy
@@ -156,11 +161,12 @@ class Batched(Layer):
         self._clock = clock
         self._lock = threading.Lock()  # guards the open batches (of threads and of every loop) and the counters
         self._filled = threading.Condition(self._lock)
+        self._fn: Callable[..., Any] | None = None  # the list function it gathers for (one per layer)
         self._open: _Batch | None = None
         self._lead = _FIRST_LEAD  # how early a timed wait aims (system clock; see _MAX_LEAD)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBatch] = weakref.WeakKeyDictionary()
         self.reset_stats()
-        policy._on_change = self._size_changed
+        policy._listen(self._size_changed)
 
     # ----------------------------------------------------------------- stats
 
@@ -190,6 +196,12 @@ class Batched(Layer):
         kind = kind_of(fn)
         if kind in (GEN, ASYNC_GEN):
             raise TypeError("@batched needs a function returning a list of results, not a stream")
+        if self._fn is not None and fn is not self._fn:
+            raise TypeError(
+                f"this Batched already gathers for {getattr(self._fn, '__qualname__', self._fn)!s}: "
+                f"give {getattr(fn, '__qualname__', fn)!s} its own Batched (it may share the policy)"
+            )
+        self._fn = fn
         wrapper = self._wrap_async(fn) if kind == ASYNC else self._wrap_sync(fn)
         attach(wrapper, fn, self)
         wrapper.batch = fn  # type: ignore[attr-defined]

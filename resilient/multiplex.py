@@ -156,11 +156,9 @@ class PoolKey:
         holds one minute of answers at most (a pool that never reads it must
         not grow for ever) and reading it costs no sum.
         """
-        recent, horizon = self._recent, now - _USAGE_WINDOW
-        recent.append((now, tokens))
+        self._recent.append((now, tokens))
         self._recent_tokens += tokens
-        while recent[0][0] <= horizon:  # ends at the entry just added at the latest
-            self._recent_tokens -= recent.popleft()[1]
+        self._forget(now)
 
     def tokens_in_window(self, now: float) -> int:
         """Tokens used in the last minute (the ``"usage"`` strategy's measure)."""
@@ -244,18 +242,18 @@ class KeyPool(Layer):
             if keys is not None or env is not None:
                 raise ValueError("keyless: a keyless pool takes no keys= nor env=")
             self._keys = [PoolKey(_NO_KEY, None, 1.0)]
-            self.reset_stats()
-            self.policy._on_change = self._policy_changed
-            return
-        entries = _entries(keys)
-        if env is not None:
-            entries += [(var, key, 1.0) for var, key in keys_from_env(env, dotenv=dotenv)]
-        if not entries:
-            raise NoKeyAvailableError("no API key given: pass keys=[...], a dict name -> key, or env='PROVIDER_API_KEY'")
-        for key_name, secret, weight in entries:
-            self.add_key(secret, name=key_name, weight=weight)
+        else:
+            entries = _entries(keys)
+            if env is not None:
+                entries += [(var, key, 1.0) for var, key in keys_from_env(env, dotenv=dotenv)]
+            if not entries:
+                raise NoKeyAvailableError(
+                    "no API key given: pass keys=[...], a dict name -> key, or env='PROVIDER_API_KEY'"
+                )
+            for key_name, secret, weight in entries:
+                self.add_key(secret, name=key_name, weight=weight)
         self.reset_stats()
-        self.policy._on_change = self._policy_changed
+        self.policy._listen(self._policy_changed)
 
     @property
     def limits(self) -> dict[str, float]:
@@ -519,10 +517,10 @@ class KeyPool(Layer):
 
     # ----------------------------------------------------------------- outcomes
 
-    def checkin(self, key: PoolKey, outcome: BaseException | None = None, result: Any = None) -> bool:
+    def checkin(self, key: PoolKey, outcome: BaseException | None = None) -> bool:
         """Give ``key`` back with how its call ended; ``True`` when the call may go out on another key."""
         if outcome is None or isinstance(outcome, GeneratorExit):
-            self.succeeded(key, result)
+            self.succeeded(key)
             return False
         # An HTTP-date Retry-After is read on the pool's own clock (a FakeClock passed as clock=).
         info = classify(outcome, now=_clock.resolve(self._clock).time()) if isinstance(outcome, Exception) else None
@@ -559,19 +557,22 @@ class KeyPool(Layer):
         The success path of every call: what can be read off the result is
         read before the lock is taken.
         """
-        usage = _usage_of(result, self.policy.usage)
-        pause = _exhausted_for(result)
-        with self._lock:
-            key.in_flight -= 1
-            if self._waiters or self._async_waiters:
-                self._wake_waiters()
-            key.successes += 1
-            if usage is not None or pause:
-                now = _clock.resolve(self._clock).monotonic()
-                if usage is not None:
-                    self._count_tokens(key, usage, now)
-                if pause:
-                    key.cooling_until = max(key.cooling_until, now + pause)
+        usage, pause = None, 0.0
+        try:
+            usage = _usage_of(result, self.policy.usage)
+            pause = _exhausted_for(result)
+        finally:  # a result that cannot be read (a user's usage= raised) still gives its key back
+            with self._lock:
+                key.in_flight -= 1
+                if self._waiters or self._async_waiters:
+                    self._wake_waiters()
+                key.successes += 1
+                if usage is not None or pause:
+                    now = _clock.resolve(self._clock).monotonic()
+                    if usage is not None:
+                        self._count_tokens(key, usage, now)
+                    if pause:
+                        key.cooling_until = max(key.cooling_until, now + pause)
 
     def _count_tokens(self, key: PoolKey, usage: tuple[int, int, int], now: float) -> None:
         inp, out, total = usage
@@ -625,7 +626,7 @@ class KeyPool(Layer):
 
         def call_with_key(*args: Any, **kwargs: Any) -> Any:
             key = checkout()
-            tried: set[PoolKey] = set()  # a set literal is cheap; reused only when a key fails
+            tried: set[PoolKey] = set()
             while True:
                 if key._secret is not None:  # a keyless pool's endpoint sends none
                     kwargs[policy.param] = key._secret
@@ -694,8 +695,9 @@ class KeyPool(Layer):
                         last = chunk
                     yield chunk
                     chunk = next(stream)
-            except StopIteration:
+            except StopIteration as end:
                 succeeded(key, last)
+                return end.value
             except BaseException as exc:
                 try:
                     stream.close()

@@ -14,13 +14,15 @@ so consulting a policy on the hot path costs nothing extra.
 Most fields are simply read at the next call. A field that the owner must act
 on at once (a batch that the new size already fills, a bucket whose rate
 changes) is listed in the subclass's ``_watched``: once a change of such a
-field is stored, the policy calls the owner's ``_on_change(names)``, if the
-owner set one.
+field is stored, the policy calls every owner that asked through
+``_listen``: several owners may share one policy (two queues, two batching
+layers), and each must act on the change.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -46,7 +48,7 @@ class Policy:
     """Base class: subclasses declare ``_fields = {"name": (default, validator)}``."""
 
     _fields: ClassVar[dict[str, tuple[Any, Validator]]] = {}
-    #: Fields whose change the owner acts on at once, through ``_on_change`` (see the module docstring).
+    #: Fields whose change the owners act on at once, through ``_listen`` (see the module docstring).
     _watched: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **values: Any) -> None:
@@ -86,11 +88,26 @@ class Policy:
         if watched:
             self._notify(watched)
 
+    def _listen(self, listener: Callable[[set[str] | frozenset[str]], None]) -> None:
+        """Have the bound method ``listener(names)`` called after each change of watched fields.
+
+        Held weakly: a policy outliving one of its owners (a shared policy, a
+        layer dropped by a test) neither keeps it alive nor calls it.
+        """
+        self.__dict__.setdefault("_listeners", []).append(weakref.WeakMethod(listener))
+
     def _notify(self, names: set[str] | frozenset[str]) -> None:
-        """Tell the owner that the watched fields ``names`` changed (they are already stored)."""
-        listener = self.__dict__.get("_on_change")
-        if listener is not None:
-            listener(names)
+        """Tell every owner that the watched fields ``names`` changed (they are already stored)."""
+        listeners = self.__dict__.get("_listeners")
+        if not listeners:
+            return
+        alive = []
+        for ref in listeners:
+            listener = ref()
+            if listener is not None:
+                alive.append(ref)
+                listener(names)
+        listeners[:] = alive
 
     def _check_together(self, values: dict[str, Any]) -> None:
         """Raise ``ValueError`` when fields valid one by one are not valid together.

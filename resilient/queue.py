@@ -155,7 +155,7 @@ class RequestQueue(Layer):
         self._seq = itertools.count()
         self._samples: list[deque[float]] = [deque(maxlen=_SAMPLES) for _ in _PRIORITIES]
         self.reset_stats()
-        self.policy._on_change = self._policy_changed
+        self.policy._listen(self._policy_changed)
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn`` with this queue at the queue's default priority."""
@@ -183,15 +183,15 @@ class RequestQueue(Layer):
             waiter = self._enqueue(p, clock, timeout)
             waiter.lock = lock = threading.Lock()
             lock.acquire()
+        deadline = waiter.deadline  # None: no timeout
         try:
-            if timeout is None:
+            if deadline is None:
                 got = lock.acquire()
             elif isinstance(clock, _clock.SystemClock):
                 got = lock.acquire(timeout=timeout)
-            else:
-                deadline = clock.monotonic() + timeout
+            else:  # the deadline _dispatch judges the waiter by, not a second clock read
                 got = False
-                while clock.monotonic() < deadline and not got:
+                while not got and clock.monotonic() < deadline:
                     got = lock.acquire(timeout=_clock.POLL)
         except BaseException:
             self._give_up(waiter, cancelled=True)
@@ -215,13 +215,13 @@ class RequestQueue(Layer):
             waiter = self._enqueue(p, clock, timeout)
             waiter.loop = loop = asyncio.get_running_loop()
             waiter.future = future = loop.create_future()
+        deadline = waiter.deadline  # None: no timeout
         try:
-            if timeout is None:
+            if deadline is None:
                 await future
             elif isinstance(clock, _clock.SystemClock):
                 await asyncio.wait_for(future, timeout)
-            else:
-                deadline = clock.monotonic() + timeout
+            else:  # the deadline _dispatch judges the waiter by, not a second clock read
                 while not future.done() and clock.monotonic() < deadline:
                     await asyncio.wait((future,), timeout=_clock.POLL)
                 if not future.done():

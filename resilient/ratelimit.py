@@ -164,17 +164,17 @@ class MemoryBucketState:
         with self._lock:
             tokens = self._refill(now, capacity, rate)
             need = min(cost, capacity)
+            short = need - tokens
             # Float refills land a few ulps short of a whole unit: a caller who waited exactly
             # the retry_after it was given must be admitted, not told to wait 1e-17 s more
             # (a FakeClock cannot even move by that much, so such a test would never end).
-            if tokens >= need or need - tokens <= _SLACK * max(1.0, need):
+            # The refill's error is ``rate`` times an ulp of the clock reading, so far from
+            # zero (a clock at 1.7e9) it outgrows _SLACK; both are checked only when short.
+            if short <= 0 or short <= _SLACK * max(1.0, need) or short <= 4 * rate * math.ulp(now):
                 self._tokens = tokens - cost
                 return 0.0
-            if reserve:
-                self._tokens = tokens - cost
-            else:
-                self._tokens = tokens
-            return (need - tokens) / rate
+            self._tokens = tokens - cost if reserve else tokens
+            return short / rate
 
     def give_back(self, cost: float) -> None:
         with self._lock:
@@ -223,7 +223,7 @@ class RateLimiter(Layer):
         # (capacity, rate) the bucket runs at: replaced only once the bucket is settled at the old ones.
         self._limits = (self.policy.calls, self.policy.calls / self.policy.period)
         self.reset_stats()
-        self.policy._on_change = self._limits_changed
+        self.policy._listen(self._limits_changed)
 
     def __call__(self, fn: F) -> F:
         return self.wrap(fn)

@@ -63,8 +63,11 @@ class RetryBudget:
 
     def try_spend(self) -> bool:
         """Take one retry from the budget; ``False`` means the retry must not happen."""
-        now = _clock.resolve(self._clock).monotonic()
-        second = int(now)
+        return self.spend() is not None
+
+    def spend(self) -> int | None:
+        """Take one retry from the budget: the second it was counted in, for :meth:`refund`; ``None``: refused."""
+        second = int(_clock.resolve(self._clock).monotonic())
         with self._lock:
             self._expire(second)
             calls = sum(self._calls.values())
@@ -72,26 +75,24 @@ class RetryBudget:
             allowed = self.policy.min_per_second * self.policy.ttl + self.policy.ratio * calls
             if retries + 1 > allowed:
                 self.refused += 1
-                return False
+                return None
             self._retries[second] = self._retries.get(second, 0) + 1
-            return True
+            return second
 
-    def refund(self) -> None:
-        """Give back a unit :meth:`try_spend` took for a retry that was never sent.
+    def refund(self, second: int) -> None:
+        """Give back the unit :meth:`spend` took in ``second`` for a retry that was never sent.
 
-        (Its caller was cancelled while waiting to make it.) The unit comes off
-        the newest second holding one: the window's total, which is what
-        :meth:`try_spend` reads, is right at once; only the moment that unit
-        would have left the window may differ, by at most the wait.
+        (Its caller was cancelled while waiting to make it.) Only that second's
+        count goes down: a unit that has already left the window is not
+        given back twice by taking another caller's retry off a newer second,
+        which would let the window hold more retries than the budget allows.
         """
-        second = int(_clock.resolve(self._clock).monotonic())
         with self._lock:
-            self._expire(second)
-            if self._retries:
-                newest = max(self._retries)
-                self._retries[newest] -= 1
-                if not self._retries[newest]:
-                    del self._retries[newest]
+            n = self._retries.get(second, 0)
+            if n > 1:
+                self._retries[second] = n - 1
+            elif n:
+                del self._retries[second]
 
     def _expire(self, second: int) -> None:
         oldest = second - int(self.policy.ttl) + 1

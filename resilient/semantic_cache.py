@@ -156,19 +156,8 @@ class SemanticCachePolicy(Policy):
     text: Callable[..., str] | None
     partition: Callable[..., Any] | None
     prices: dict[str, float] | None
-
-    #: Set by the cache owning this policy: resizes its store when ``max_size`` changes.
-    _resize: Callable[[int], None] | None = None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name == "max_size" and self._resize is not None:
-            self._resize(self.max_size)
-
-    def update(self, **values: Any) -> None:
-        super().update(**values)
-        if "max_size" in values and self._resize is not None:
-            self._resize(self.max_size)
+    #: A lowered ``max_size`` evicts at once (the owning cache listens).
+    _watched = frozenset({"max_size"})
 
 
 # --------------------------------------------------------------------------- text and keys
@@ -449,7 +438,7 @@ class SemanticCache(Layer):
         self._embedder: Callable[[list[str]], np.ndarray] | None = embedder if callable(embedder) else None
         self._lock = threading.RLock()
         self._entries = _Entries(max_size, self._now, self._dropped)
-        self.policy._resize = self._resize
+        self.policy._listen(self._max_size_changed)
         self._partitions: dict[str, VectorIndex[_Entry]] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._pulling = threading.Lock()  # one pull at a time; others wait for it rather than repeat it
@@ -594,9 +583,9 @@ class SemanticCache(Layer):
                     partition = self._partitions[part] = VectorIndex(len(vector))
                 partition.add(entry, vector)
 
-    def _resize(self, max_size: int) -> None:
+    def _max_size_changed(self, names: set[str] | frozenset[str]) -> None:
         with self._lock:
-            self._entries.resize(max_size)
+            self._entries.resize(self.policy.max_size)
 
     def _dropped(self, entry: _Entry, why: str) -> None:
         partition = self._partitions.get(entry.key[0])

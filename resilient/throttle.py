@@ -122,7 +122,7 @@ class ThrottleGate:
         """Seconds a call must wait before sending at ``now`` (0 when the gate is open)."""
         if now is None:
             now = _clock.resolve(self._clock).monotonic()
-        return max(0.0, self._state.closed_until() - now)
+        return _clock.until(self._state.closed_until(), now)  # waiting exactly this long finds the gate open
 
     def record_throttle(self, hint: float | None = None, now: float | None = None) -> None:
         """A call through the gate was rate limited (``hint``: the server's Retry-After)."""

@@ -379,6 +379,31 @@ async def test_a_call_cancelled_while_waiting_to_retry_made_no_retry_and_gives_i
     assert budget.try_spend() is True  # the next caller still has its retry
 
 
+async def test_a_call_cancelled_after_its_retry_left_the_window_takes_no_other_callers_retry() -> None:
+    class WaitsUntilCancelled(FakeClock):
+        async def asleep(self, seconds: float) -> None:
+            await asyncio.Event().wait()
+
+    budget_clock = FakeClock()
+    budget = RetryBudget(ratio=0.0, min_per_second=0.1, ttl=10, clock=budget_clock)  # one retry per 10 s
+
+    @backoff(jitter=None, budget=budget, clock=WaitsUntilCancelled())
+    async def ask():
+        raise RateLimitError("slow down", status=429, retry_after=30.0)
+
+    call = asyncio.create_task(ask())  # spends its retry at t=0, then waits 30 s: longer than the window
+    await await_until(lambda: budget.stats()["retries_in_window"] == 1)
+    budget_clock.advance(20)
+    assert budget.try_spend() is True  # another caller's retry at t=20, the one the window allows
+    budget_clock.advance(5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    assert budget.stats()["retries_in_window"] == 1  # its own unit had already left the window
+    assert budget.try_spend() is False
+
+
 def test_throttle_gate_makes_other_callers_wait(fake_clock: FakeClock) -> None:
     gate = ThrottleGate()
     limited = backoff(max_retries=0, gate=gate)(Flaky(RateLimitError("slow", status=429)))
@@ -420,6 +445,19 @@ def test_throttle_gate_honours_a_longer_retry_after(fake_clock: FakeClock) -> No
     gate.record_throttle(hint=7.0, now=0.0)
 
     assert gate.wait_time(0.0) == 7
+
+
+def test_waiting_exactly_the_gates_wait_time_finds_it_open(fake_clock: FakeClock) -> None:
+    # 14.118 - 5.563 comes out one float step short of 8.555000000000001: sleeping it would land just before the gate opens.
+    gate = ThrottleGate()
+    fake_clock.advance(4.975)
+    gate.record_throttle(hint=9.143, now=fake_clock.monotonic())
+    fake_clock.advance(0.588)
+    call = backoff(gate=gate, jitter=None)(Flaky())
+
+    assert (call(), call()) == ("ok", "ok")
+    assert fake_clock.sleeps == [8.555000000000001]
+    assert gate.stats()["waits"] == 1
 
 
 # ----------------------------------------------------------------- kinds of callables

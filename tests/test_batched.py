@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from resilient import ServerError, backoff
-from resilient.batched import BatchLengthError, batched
+from resilient.batched import Batched, BatchedPolicy, BatchLengthError, batched
 from resilient.clock import FakeClock, use
 from resilient.layer import describe
 from waiting import LIMIT, wait_until
@@ -281,6 +281,21 @@ def test_batch_calls_the_list_function_directly_and_policy_is_tunable():
     with pytest.raises(ValueError, match="batch_timeout"):
         upper.policy.batch_timeout = -1
     assert describe(upper)[0]["layer"] == "batched"
+
+
+def test_one_layer_gathers_for_one_function_and_refuses_a_second():
+    def embed(items):
+        return [f"vec({i})" for i in items]
+
+    def moderate(items):
+        return [f"flag({i})" for i in items]
+
+    layer = Batched(BatchedPolicy(max_batch_size=2, batch_timeout=0.1))
+    layer.wrap(embed)
+
+    with pytest.raises(TypeError, match="already gathers for .*embed: give .*moderate its own Batched"):
+        layer.wrap(moderate)
+    assert layer.wrap(embed).batch(["a"]) == ["vec(a)"]  # the same function again is no second one
 
 
 def test_a_first_caller_interrupted_while_waiting_hands_the_wait_on_and_its_item_is_not_sent():

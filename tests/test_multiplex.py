@@ -522,6 +522,20 @@ def test_a_usage_extractor_reads_tokens_from_any_result(fake_clock: FakeClock) -
     assert (stats["input_tokens"], stats["output_tokens"], stats["total_tokens"]) == (3, 5, 8)
 
 
+def test_a_usage_extractor_that_fails_still_gives_the_key_back(fake_clock: FakeClock) -> None:
+    @multiplex([A], max_concurrent_per_key=1, max_wait=0, usage=lambda result: result["usage"])
+    def ask(prompt: str, *, api_key: str) -> dict:
+        return {"text": prompt} if prompt == "no usage" else {"text": prompt, "usage": {"total_tokens": 3}}
+
+    with pytest.raises(KeyError, match="usage"):
+        ask("no usage")
+
+    assert ask.stats()["in_flight"] == 0
+    assert ask("hi") == {"text": "hi", "usage": {"total_tokens": 3}}
+    (stats,) = ask.stats()["keys"].values()
+    assert (stats["successes"], stats["failures"], stats["total_tokens"]) == (2, 0, 3)
+
+
 def test_no_key_text_in_stats_reprs_errors_or_logs(fake_clock: FakeClock, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     provider = Provider(a=AuthenticationError("bad", status=401), b=RateLimitError("slow", status=429, retry_after=1.0))
@@ -650,6 +664,25 @@ def test_a_stream_holds_its_key_until_it_ends_and_counts_its_usage(fake_clock: F
     list(chunks)
 
     assert pool.stats()["in_flight"] == 0 and pool.stats()["keys"]["a"]["total_tokens"] == 6
+
+
+def test_a_stream_keeps_its_return_value(fake_clock: FakeClock) -> None:
+    pool = KeyPool({"a": A})
+
+    @pool
+    def stream(*, api_key: str):
+        yield "chunk"
+        return "summary"
+
+    def relay():
+        return (yield from stream())
+
+    chunks = relay()
+    assert next(chunks) == "chunk"
+    with pytest.raises(StopIteration) as end:
+        next(chunks)
+
+    assert end.value.value == "summary" and pool.stats()["in_flight"] == 0
 
 
 async def test_an_async_stream_fails_over_and_releases_on_close(fake_clock: FakeClock) -> None:

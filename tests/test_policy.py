@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import gc
+import weakref
 
 import pytest
 
 import resilient
 from resilient import BackoffPolicy, Circuit, backoff, circuit, describe
+from resilient.policy import Policy, positive_float
 
 
 def test_unknown_field_is_an_attribute_error_listing_the_fields() -> None:
@@ -113,3 +116,38 @@ def test_a_setting_passed_positionally_is_a_clear_type_error_at_once(decorator: 
     # @queued("high") would otherwise take "high" for the function and fail at the first call.
     with pytest.raises(TypeError, match=f"{decorator}\\(\\) takes its settings as keywords"):
         getattr(resilient, decorator)("high")
+
+
+class _Limits(Policy):
+    _fields = {"rate": (1.0, positive_float), "note": ("", lambda name, value: value)}
+    _watched = frozenset({"rate"})
+
+
+class _Owner:
+    def __init__(self, policy: Policy) -> None:
+        self.heard: list[set[str] | frozenset[str]] = []
+        policy._listen(self.changed)
+
+    def changed(self, names: set[str] | frozenset[str]) -> None:
+        self.heard.append(set(names))
+
+
+def test_every_owner_of_a_shared_policy_hears_a_watched_change_once() -> None:
+    policy = _Limits()
+    first, second = _Owner(policy), _Owner(policy)
+    policy.rate = 2.0
+    policy.note = "not watched"
+    policy.update(rate=3.0, note="both")
+    assert first.heard == second.heard == [{"rate"}, {"rate"}]
+
+
+def test_an_owner_that_is_gone_is_neither_kept_alive_nor_called() -> None:
+    policy = _Limits()
+    kept, dropped = _Owner(policy), _Owner(policy)
+    gone = weakref.ref(dropped)
+    del dropped
+    gc.collect()
+    assert gone() is None
+    policy.rate = 2.0
+    assert kept.heard == [{"rate"}]
+    assert len(policy.__dict__["_listeners"]) == 1

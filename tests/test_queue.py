@@ -12,7 +12,7 @@ import pytest
 from resilient import FakeClock, QueueFullError, QueueTimeoutError, describe
 from resilient.priorities import Priority, as_priority, current_priority, priority
 from resilient.queue import RequestQueue, queued
-from waiting import ReadCountingClock, wait_until
+from waiting import LIMIT, ReadCountingClock, wait_until
 
 
 
@@ -393,6 +393,60 @@ def test_timeout_with_the_system_clock_gives_up_and_not_before() -> None:
     assert time.monotonic() - started >= 0.01
 
 
+class MovedWhileQueueing(FakeClock):
+    """A FakeClock that a test thread advances by ``jump`` just after the next waiter has read its arrival time."""
+
+    def __init__(self, jump: float) -> None:
+        super().__init__()
+        self.jump = jump
+        self.reads: int | None = None  # counted once armed
+
+    def monotonic(self) -> float:
+        if self.reads is not None:
+            self.reads += 1
+            if self.reads == 2:
+                self.advance(self.jump)
+        return super().monotonic()
+
+
+def test_a_thread_times_out_at_the_deadline_set_when_it_queued() -> None:
+    clock = MovedWhileQueueing(jump=5.0)
+    q = RequestQueue(max_concurrent=1, timeout=5, clock=clock)
+    q.enter()
+    clock.reads = 0
+    outcome: list[object] = []
+
+    def waiter() -> None:
+        try:
+            q.enter()
+            outcome.append("admitted")
+        except QueueTimeoutError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    thread.join(LIMIT)  # the clock does not move again: a second, later deadline would never pass
+
+    assert not thread.is_alive() and isinstance(outcome[0], QueueTimeoutError)
+    q.leave()
+    stats = q.stats()
+    assert (stats["timed_out"], stats["active"], stats["size"]) == (1, 0, 0)
+
+
+async def test_a_task_times_out_at_the_deadline_set_when_it_queued() -> None:
+    clock = MovedWhileQueueing(jump=5.0)
+    q = RequestQueue(max_concurrent=1, timeout=5, clock=clock)
+    await q.enter_async()
+    clock.reads = 0
+
+    with pytest.raises(QueueTimeoutError):
+        await asyncio.wait_for(q.enter_async(), LIMIT)  # a builtin TimeoutError here: it waited for a later deadline
+
+    q.leave()
+    stats = q.stats()
+    assert (stats["timed_out"], stats["active"], stats["size"]) == (1, 0, 0)
+
+
 # ----------------------------------------------------------------- cancellation and streams
 
 
@@ -751,7 +805,7 @@ def test_a_slot_freed_after_a_waiters_timeout_does_not_go_to_it(fake_clock: Fake
     wait_until(lambda: q.stats()["size"] == 1)
     fake_clock.advance(10)  # the holder works 10 s, then gives the slot back at once
     q.leave()
-    thread.join()
+    thread.join(LIMIT)
 
     # Decided by the fake clock (timeout at t=5), not by how soon the waiting thread polled.
     assert isinstance(outcome[0], QueueTimeoutError)

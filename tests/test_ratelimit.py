@@ -358,10 +358,13 @@ def test_bare_decorator_allows_sixty_per_minute(fake_clock: FakeClock) -> None:
     assert call.policy.calls == 60.0
 
 
+@pytest.mark.parametrize("start", [12345.678, 1e7, 1.7e9])  # far from zero, where float refills are least exact
 @pytest.mark.parametrize(("calls", "period"), [(1, 0.1), (3, 1.0), (7, 0.3), (10, 60.0)])
-def test_waiting_exactly_retry_after_is_always_enough(fake_clock: FakeClock, calls: float, period: float) -> None:
+def test_waiting_exactly_retry_after_is_always_enough(
+    fake_clock: FakeClock, calls: float, period: float, start: float
+) -> None:
     limiter = RateLimiter(calls, period, mode="raise")
-    fake_clock.advance(12345.678)  # far from zero, where float refills are least exact
+    fake_clock.advance(start)
     refused = 0
     for _ in range(200):
         try:
