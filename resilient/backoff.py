@@ -44,6 +44,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from contextlib import aclosing, closing
 from typing import Any, TypeVar, overload
 
 from . import clock as _clock
@@ -120,6 +121,26 @@ class _Attempts:
         self.previous = self.policy.initial_delay
         self.spent: tuple[RetryBudget, int] | None = None  # the budget and second the pending retry was taken from
 
+    def hold(self) -> None:
+        """Before the first attempt: wait while the shared gate is closed (usually not at all)."""
+        wait = self.first_wait()
+        if wait:
+            self.clock.sleep(wait)
+            self.held(wait)
+
+    async def ahold(self) -> None:
+        """:meth:`hold` for a coroutine or async stream."""
+        wait = self.first_wait()
+        if wait:
+            await self.clock.asleep(wait)
+            self.held(wait)
+
+    def held(self, wait: float) -> None:
+        # Counted once the wait is over, as a retry is: a wait cut short held no attempt back.
+        gate = self.policy.gate
+        if gate is not None:
+            gate.record_wait(wait)
+
     def first_wait(self) -> float:
         """Before the first attempt: what the shared gate says to hold back (usually 0)."""
         self.made = 1
@@ -135,7 +156,6 @@ class _Attempts:
             elif self._past_deadline(wait):
                 reason, limit = "deadline", f"{self.policy.deadline:g}s deadline"
             else:
-                gate.record_wait(wait)
                 return wait
             self.layer.record_failure(0, reason)
             raise RateLimitError(f"throttle gate closed for {wait:.3g}s, past the {limit}", retry_after=wait)
@@ -353,9 +373,7 @@ class Backoff(Layer):
                     return result
             else:
                 attempts = self._start()
-                wait = attempts.first_wait()
-                if wait:
-                    attempts.clock.sleep(wait)
+                attempts.hold()
             while True:
                 try:
                     result = fn(*args, **kwargs)
@@ -370,9 +388,7 @@ class Backoff(Layer):
     def _wrap_async(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def call_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            wait = attempts.first_wait()
-            if wait:
-                await attempts.clock.asleep(wait)
+            await attempts.ahold()
             while True:
                 try:
                     result = await fn(*args, **kwargs)
@@ -387,9 +403,7 @@ class Backoff(Layer):
     def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def stream_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            wait = attempts.first_wait()
-            if wait:
-                attempts.clock.sleep(wait)
+            attempts.hold()
             while True:
                 stream = fn(*args, **kwargs)
                 try:
@@ -403,22 +417,18 @@ class Backoff(Layer):
                 break
             # The first chunk arrived: from here on a failure is the consumer's to see.
             attempts.succeeded()
-            try:
+            # A consumer closing us at ``yield first`` must close the stream too (``yield from``
+            # does so only for a close after it): it may hold a key, a slot, an HTTP response.
+            with closing(stream):
                 yield first
                 return (yield from stream)
-            finally:
-                # A consumer closing us at ``yield first`` must close the stream too (``yield from``
-                # does so only for a close after it): it may hold a key, a slot, an HTTP response.
-                stream.close()
 
         return stream_with_backoff
 
     def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         async def stream_with_backoff(*args: Any, **kwargs: Any) -> Any:
             attempts = self._start()
-            wait = attempts.first_wait()
-            if wait:
-                await attempts.clock.asleep(wait)
+            await attempts.ahold()
             while True:
                 stream = fn(*args, **kwargs)
                 try:
@@ -431,12 +441,10 @@ class Backoff(Layer):
                     continue
                 break
             attempts.succeeded()
-            try:
+            async with aclosing(stream):
                 yield first
                 async for chunk in stream:
                     yield chunk
-            finally:
-                await stream.aclose()
 
         return stream_with_backoff
 

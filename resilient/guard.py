@@ -16,6 +16,7 @@ decorator contract without repeating them:
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any, Protocol, TypeVar
 
 from .layer import ASYNC, ASYNC_GEN, GEN, kind_of
@@ -75,14 +76,11 @@ def guarded(fn: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
             token = await acquire_async()
             try:
                 # Created inside the try: a wrong argument raises here, and must give the token back.
-                stream = fn(*args, **kwargs)
-                try:
+                # Closed before the release: its cleanup may await (closing a response), and the
+                # slot is held until the stream is closed, not merely abandoned.
+                async with aclosing(fn(*args, **kwargs)) as stream:
                     async for chunk in stream:
                         yield chunk
-                finally:
-                    # Closed before the release: its cleanup may await (closing a response), and
-                    # the slot is held until the stream is closed, not merely abandoned.
-                    await stream.aclose()
             except BaseException as exc:
                 release(token, exc)  # also when aclose() itself raised or was cancelled
                 raise

@@ -53,6 +53,7 @@ import math
 import numbers
 import threading
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any, Protocol, TypeVar
 
 from ratelimit import RateLimitException
@@ -372,12 +373,9 @@ class RateLimiter(Layer):
 
             async def limited(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
                 await acquire_async(cost_of(args, kwargs))
-                stream = fn(*args, **kwargs)
-                try:
+                async with aclosing(fn(*args, **kwargs)) as stream:
                     async for chunk in stream:
                         yield chunk
-                finally:
-                    await stream.aclose()
 
         else:
 

@@ -62,6 +62,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import aclosing, closing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -755,7 +756,6 @@ class SemanticCache(Layer):
         if not isinstance(data, dict) or data.get("format") != _SAVE_FORMAT:
             raise ValueError(f"{path} is not a semantic cache saved by this version ({_SAVE_FORMAT})")
         with self._lock:
-            now = self._now()
             for row in data["entries"]:
                 part, norm = row["key"]
                 vector = row["vector"]
@@ -766,7 +766,6 @@ class SemanticCache(Layer):
                 stored = self._entries.get((part, norm))
                 if stored is not None:
                     stored.tokens = tuple(row["tokens"])
-                    stored.expires = now + entry_ttl if entry_ttl else math.inf
         return len(data["entries"])
 
     # ----------------------------------------------------------------- stats
@@ -982,13 +981,10 @@ class SemanticCache(Layer):
                 yield from entry.value
                 return
             chunks = []
-            stream = fn(*args, **kwargs)
-            try:
+            with closing(fn(*args, **kwargs)) as stream:
                 for chunk in stream:
                     chunks.append(chunk)
                     yield chunk
-            finally:
-                stream.close()
             # Reached only when the stream ended normally (not on error or close()).
             self.store(part, norm, text, tuple(chunks), vector, stream=True)
 
@@ -1002,13 +998,10 @@ class SemanticCache(Layer):
                     yield chunk
                 return
             chunks = []
-            stream = fn(*args, **kwargs)
-            try:
+            async with aclosing(fn(*args, **kwargs)) as stream:
                 async for chunk in stream:
                     chunks.append(chunk)
                     yield chunk
-            finally:
-                await stream.aclose()
             await self._astore(part, norm, text, tuple(chunks), vector, stream=True)
 
         return cached_stream

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 
@@ -20,7 +21,7 @@ from resilient import (
     backoff,
     clock,
 )
-from waiting import await_until
+from waiting import SleepUntilCancelledClock, await_until
 
 
 class Flaky:
@@ -123,38 +124,30 @@ def test_requests_429_with_retry_after_3_waits_exactly_3_seconds(fake_clock: Fak
     assert fake_clock.sleeps == [3]
 
 
+@pytest.mark.parametrize("installed", [None, -60], ids=["no clock installed", "installed a minute behind"])
 @pytest.mark.parametrize("run", ["sync", "async"])
-def test_an_http_date_retry_after_is_read_against_the_decorators_own_clock(run: str) -> None:
-    # clock= is an equal alternative to installing a clock: the date is measured against
-    # the decorator's own clock's wall time, not the installed one (here a minute behind).
+def test_an_http_date_retry_after_is_read_on_the_decorators_own_clock(run: str, installed: float | None) -> None:
+    # clock= is an equal alternative to installing a clock: the date is measured against the
+    # decorator's own clock's wall time, not the installed one (a minute behind) nor real time
+    # (years past the fake wall time, when no clock is installed at all: the repro).
     own = FakeClock(wall=1_700_000_000.0)
-    installed = FakeClock(wall=own.time() - 60)
+    other = FakeClock(wall=own.time() + installed) if installed is not None else None
     retry_at = email.utils.formatdate(own.time() + 7, usegmt=True)
     flaky = Flaky(http_error(429, **{"Retry-After": retry_at}))
-    ask = backoff(clock=own, jitter=None, initial_delay=1)(flaky)
+    ask = backoff(clock=own, max_retries=1, jitter=None, initial_delay=1)(flaky)
 
     async def aflaky():
         return flaky()
 
-    with clock.use(installed):
+    with clock.use(other) if other is not None else contextlib.nullcontext():
         if run == "sync":
             assert ask() == "ok"
         else:
-            assert asyncio.run(backoff(clock=own, jitter=None, initial_delay=1)(aflaky)()) == "ok"
+            assert asyncio.run(backoff(clock=own, max_retries=1, jitter=None, initial_delay=1)(aflaky)()) == "ok"
 
     assert own.sleeps == [7.0]
-    assert installed.sleeps == []
+    assert other is None or other.sleeps == []
     assert flaky.calls == 2
-
-
-def test_an_http_date_retry_after_under_clock_equals_without_any_clock_installed() -> None:
-    # The repro: no clock installed at all (real time is years past the fake wall time).
-    own = FakeClock()
-    retry_at = email.utils.formatdate(own.time() + 7, usegmt=True)
-    ask = backoff(clock=own, max_retries=1, jitter=None, initial_delay=1)(Flaky(http_error(429, **{"Retry-After": retry_at})))
-
-    assert ask() == "ok"
-    assert own.sleeps == [7.0]
 
 
 def test_a_hint_shorter_than_the_backoff_delay_does_not_shorten_it(fake_clock: FakeClock) -> None:
@@ -356,11 +349,7 @@ def test_budget_is_shared_by_functions(fake_clock: FakeClock) -> None:
 
 
 async def test_a_call_cancelled_while_waiting_to_retry_made_no_retry_and_gives_its_budget_back() -> None:
-    class WaitsUntilCancelled(FakeClock):
-        async def asleep(self, seconds: float) -> None:
-            await asyncio.Event().wait()
-
-    own = WaitsUntilCancelled()
+    own = SleepUntilCancelledClock()
     budget = RetryBudget(ratio=0.0, min_per_second=0.1, ttl=10, clock=own)  # one retry per 10 s
 
     @backoff(max_retries=3, jitter=None, budget=budget, clock=own)
@@ -380,14 +369,10 @@ async def test_a_call_cancelled_while_waiting_to_retry_made_no_retry_and_gives_i
 
 
 async def test_a_call_cancelled_after_its_retry_left_the_window_takes_no_other_callers_retry() -> None:
-    class WaitsUntilCancelled(FakeClock):
-        async def asleep(self, seconds: float) -> None:
-            await asyncio.Event().wait()
-
     budget_clock = FakeClock()
     budget = RetryBudget(ratio=0.0, min_per_second=0.1, ttl=10, clock=budget_clock)  # one retry per 10 s
 
-    @backoff(jitter=None, budget=budget, clock=WaitsUntilCancelled())
+    @backoff(jitter=None, budget=budget, clock=SleepUntilCancelledClock())
     async def ask():
         raise RateLimitError("slow down", status=429, retry_after=30.0)
 
@@ -744,3 +729,20 @@ def test_a_gate_closed_within_the_deadline_is_waited_before_the_first_attempt(fa
     assert ask() == "ok"
     assert fake_clock.sleeps == [3]
     assert gate.stats()["waits"] == 1
+
+
+def test_a_first_wait_at_the_gate_cut_short_is_not_counted_as_a_wait(fake_clock: FakeClock) -> None:
+    class InterruptedSleep(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            raise KeyboardInterrupt
+
+    gate = ThrottleGate()
+    gate.record_throttle(hint=3.0, now=fake_clock.monotonic())
+    flaky = Flaky()
+    ask = backoff(gate=gate, clock=InterruptedSleep())(flaky)
+
+    with pytest.raises(KeyboardInterrupt):
+        ask()
+
+    assert flaky.calls == 0
+    assert (gate.stats()["waits"], gate.stats()["waited_seconds"]) == (0, 0.0)
