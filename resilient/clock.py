@@ -169,6 +169,28 @@ def wait_slice(clock: Clock, remaining: float | None) -> float | None:
     return min(remaining, POLL)
 
 
+def wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> bool:
+    """Resolve a waiter's ``future`` (created on ``loop``) from any thread; ``False`` when ``loop`` is closed.
+
+    A closed loop's waiter is gone with it, so whatever it was woken for
+    (a slot, a key) is nobody's: the caller passes it on. The closed loop is
+    caught, not checked first, since it can close between a check and the call.
+    """
+    if loop is asyncio._get_running_loop():
+        _set_none(future)
+        return True
+    try:
+        loop.call_soon_threadsafe(_set_none, future)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _set_none(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @contextlib.contextmanager
 def use(clock: Clock) -> Iterator[Clock]:
     """Make ``clock`` the current clock for every decorated call inside the block.

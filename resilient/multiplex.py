@@ -183,7 +183,7 @@ class PoolKey:
             "total_tokens": self.total_tokens,
             "last_error": self.last_error,
             "cooling_until": self.cooling_until if self.cooling_until > now else None,
-            "cooling_for": max(0.0, self.cooling_until - now),
+            "cooling_for": _clock.until(self.cooling_until, now),
             "disabled": self.disabled,
         }
 
@@ -447,8 +447,7 @@ class KeyPool(Layer):
         if self._waiters:
             self._freed.notify_all()
         for loop, future in self._async_waiters:
-            if not loop.is_closed():  # a closed loop's waiter is gone with it
-                loop.call_soon_threadsafe(_resolve, future)
+            _clock.wake(loop, future)  # False: its loop is closed and the waiter gone with it; nothing to give on
         self._async_waiters.clear()
 
     def _choose(self, candidates: list[PoolKey], now: float) -> PoolKey:
@@ -793,11 +792,6 @@ def multiplex(
         return own.wrap(fn)
 
     return decorate
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _entries(keys: Any) -> list[tuple[str | None, str, float]]:

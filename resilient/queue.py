@@ -319,17 +319,11 @@ class RequestQueue(Layer):
         return woken
 
     def _wake(self, woken: list[_Waiter]) -> None:
-        running = asyncio._get_running_loop()
         for waiter in woken:
             if waiter.future is None:
                 waiter.lock.release()
-            elif waiter.loop is running:
-                _resolve(waiter.future)
-            else:
-                try:
-                    waiter.loop.call_soon_threadsafe(_resolve, waiter.future)  # type: ignore[union-attr]
-                except RuntimeError:  # its loop is closed: nobody will use the slot
-                    self.leave()
+            elif not _clock.wake(waiter.loop, waiter.future):  # type: ignore[arg-type]
+                self.leave()  # its loop is closed: nobody will use the slot
 
     def _policy_changed(self, names: set[str] | frozenset[str]) -> None:
         with self._lock:
@@ -376,11 +370,6 @@ class RequestQueue(Layer):
             f"RequestQueue(name={self.name!r}, active={self._active}/{self.policy.max_concurrent}, "
             f"waiting={self._live}/{self.policy.queue_size})"
         )
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

@@ -205,3 +205,66 @@ def test_resolve_without_a_clock_gives_the_current_one():
     fake = FakeClock()
     with clock.use(fake):
         assert clock.resolve(None) is fake
+
+
+# --------------------------------------------------------------------------- until
+
+
+def test_until_a_deadline_in_the_future_is_the_difference():
+    assert clock.until(12.5, 10.0) == 2.5
+
+
+def test_until_a_deadline_in_the_past_or_now_is_zero():
+    assert clock.until(3.0, 5.0) == 0.0
+    assert clock.until(5.0, 5.0) == 0.0
+
+
+def test_until_no_deadline_at_all_is_zero():
+    assert clock.until(float("-inf"), 5.0) == 0.0
+
+
+def test_until_is_never_one_float_step_short_of_the_deadline():
+    # A gate closed at 4.975 for 9.143 s, asked at 5.563: deadline - now is 8.555, and
+    # 5.563 + 8.555 lands one step before 14.118; the wait is nudged up that step.
+    deadline, now = 4.975 + 9.143, 5.563
+    assert now + (deadline - now) < deadline
+    wait = clock.until(deadline, now)
+    assert wait == 8.555000000000001
+    assert now + wait >= deadline
+
+
+# --------------------------------------------------------------------------- wake
+
+
+def test_wake_for_a_closed_loop_is_false_and_raises_nothing():
+    loop = asyncio.new_event_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    loop.close()
+    assert clock.wake(loop, future) is False
+    assert not future.done()
+
+
+async def test_wake_on_the_running_loop_resolves_the_future_at_once():
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    assert clock.wake(asyncio.get_running_loop(), future) is True
+    assert future.done() and future.result() is None
+
+
+async def test_wake_from_another_thread_resolves_a_future_on_a_running_loop():
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    woke: list[bool] = []
+    thread = threading.Thread(target=lambda: woke.append(clock.wake(loop, future)))
+    thread.start()
+    await asyncio.wait_for(future, timeout=5)
+    thread.join()
+    assert woke == [True]
+    assert future.result() is None
+
+
+async def test_wake_of_a_future_already_done_leaves_it_as_it_was():
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    future.cancel()
+    assert clock.wake(loop, future) is True
+    assert future.cancelled()
