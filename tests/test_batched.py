@@ -11,7 +11,7 @@ from resilient import ServerError, backoff
 from resilient.batched import Batched, BatchedPolicy, BatchLengthError, batched
 from resilient.clock import FakeClock, use
 from resilient.layer import describe
-from waiting import LIMIT, wait_until
+from waiting import LIMIT, InterruptedClock, InThread, wait_until
 
 
 def run_threads(fn, items):
@@ -31,42 +31,6 @@ def run_threads(fn, items):
     for t in threads:
         t.join(10)
     return [results[i] for i in range(len(items))]
-
-
-class InThread:
-    """``fn(item)`` called in a daemon thread of its own: a call that never ends fails the test, not its exit."""
-
-    def __init__(self, fn, item):
-        self.outcome = None
-        self.thread = threading.Thread(target=self._call, args=(fn, item), daemon=True)
-        self.thread.start()
-
-    def _call(self, fn, item):
-        try:
-            self.outcome = fn(item)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it, KeyboardInterrupt included
-            self.outcome = exc
-
-    def result(self):
-        self.thread.join(LIMIT)
-        assert not self.thread.is_alive(), "the call never ended"
-        return self.outcome
-
-
-class InterruptedSleepClock(FakeClock):
-    """A FakeClock whose first sleep ends in KeyboardInterrupt (as Ctrl-C would) once ``interrupt`` is set."""
-
-    def __init__(self):
-        super().__init__()
-        self.interrupt = threading.Event()
-        self._interrupted = False
-
-    def sleep(self, seconds):
-        if not self._interrupted:
-            self._interrupted = True
-            self.interrupt.wait(LIMIT)
-            raise KeyboardInterrupt
-        super().sleep(seconds)
 
 
 def test_64_threads_are_gathered_into_few_list_calls():
@@ -299,7 +263,7 @@ def test_one_layer_gathers_for_one_function_and_refuses_a_second():
 
 
 def test_a_first_caller_interrupted_while_waiting_hands_the_wait_on_and_its_item_is_not_sent():
-    clock = InterruptedSleepClock()
+    clock = InterruptedClock()
     sent = []
 
     @batched(max_batch_size=10, batch_timeout=0.25, clock=clock)
@@ -321,8 +285,7 @@ def test_a_first_caller_interrupted_while_waiting_hands_the_wait_on_and_its_item
 
 
 def test_a_lone_caller_interrupted_while_waiting_leaves_no_batch_behind():
-    clock = InterruptedSleepClock()
-    clock.interrupt.set()
+    clock = InterruptedClock(at_once=True)
     sent = []
 
     @batched(max_batch_size=10, batch_timeout=0.25, clock=clock)

@@ -20,7 +20,7 @@ from resilient import (
 )
 from resilient.keys import keys_from_env, read_dotenv
 from resilient.multiplex import KeyPool, multiplex
-from waiting import ReadCountingClock, await_until, wait_until
+from waiting import ReadCountingClock, await_until, waiting_call
 
 A = "sk-ant-" + "api03-" + "A" * 20 + "aaaa"  # built, so no literal looks like a real key
 B = "sk-ant-" + "api03-" + "B" * 20 + "bbbb"
@@ -252,34 +252,16 @@ def one_chunk_streams(pool: KeyPool):
     return stream
 
 
-def waiting_call(pool: KeyPool, call) -> tuple[threading.Thread, list, list[BaseException]]:
-    """Run ``call`` in a thread until it waits for a key; (thread, its results, its errors)."""
-    results: list = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(call())
-        except Exception as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
-    return thread, results, errors
-
-
 def test_when_every_key_is_busy_a_call_waits_for_one_to_finish(fake_clock: FakeClock) -> None:
     pool = KeyPool({"a": A, "b": B}, max_concurrent_per_key=1)
     stream = one_chunk_streams(pool)
     held = [stream(), stream()]
     assert [next(s) for s in held] == ["a", "b"]
 
-    waiter, got, _ = waiting_call(pool, lambda: next(stream()))
-    assert got == []
+    waiter = waiting_call(lambda: next(stream()), until=lambda: pool.stats()["waiting"] == 1)
+    assert waiter.is_alive()
     list(held[1])  # b's stream ends: its slot goes to the waiter
-    waiter.join(5)
-    assert got == ["b"]
+    assert waiter.result() == "b"
     stats = pool.stats()
     assert (stats["waiting"], stats["exhausted"], stats["in_flight"]) == (0, 0, 1)  # a still held; the waiter's stream dropped
 
@@ -290,13 +272,13 @@ def test_a_call_waits_at_most_max_wait_then_gets_a_rate_limit_error() -> None:
     stream = one_chunk_streams(pool)
     held = stream()
     next(held)
-    waiter, _, errors = waiting_call(pool, lambda: next(stream()))
+    waiter = waiting_call(lambda: next(stream()), until=lambda: pool.stats()["waiting"] == 1)
     clock.advance_and_wait_for_a_look(4.999)
-    assert waiter.is_alive() and not errors  # not a moment early
+    assert waiter.is_alive()  # not a moment early
     clock.advance(0.001)
-    waiter.join(5)
-    assert isinstance(errors[0], RateLimitError) and errors[0].retry_after is None
-    assert "1 calls in flight (waited 5s" in str(errors[0])
+    error = waiter.result()
+    assert isinstance(error, RateLimitError) and error.retry_after is None
+    assert "1 calls in flight (waited 5s" in str(error)
     assert pool.stats()["exhausted"] == 1 and pool.stats()["waiting"] == 0
 
 
@@ -356,11 +338,11 @@ def test_waiters_get_the_pools_error_when_the_busy_key_is_disabled(fake_clock: F
 
     held = stream()
     next(held)
-    waiter, _, errors = waiting_call(pool, lambda: next(stream()))
+    waiter = waiting_call(lambda: next(stream()), until=lambda: pool.stats()["waiting"] == 1)
     with pytest.raises(AuthenticationError):
         next(held)  # the key is disabled: the waiter must not wait for it any longer
-    waiter.join(5)
-    assert len(errors) == 1 and isinstance(errors[0], NoKeyAvailableError) and "disabled" in str(errors[0])
+    error = waiter.result()
+    assert isinstance(error, NoKeyAvailableError) and "disabled" in str(error)
 
 
 def test_max_wait_is_validated() -> None:
@@ -423,20 +405,15 @@ def test_raising_the_per_key_cap_admits_a_waiting_thread_at_once(change: dict) -
             release.wait(10)
         return NAMES[api_key]
 
-    holder = threading.Thread(target=ask, args=(True,))
-    holder.start()
-    wait_until(lambda: pool.stats()["in_flight"] == 1)
-    done: list[str] = []
-    waiter = threading.Thread(target=lambda: done.append(ask(False)))
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
+    holder = waiting_call(lambda: ask(True), until=lambda: pool.stats()["in_flight"] == 1)
+    waiter = waiting_call(lambda: ask(False), until=lambda: pool.stats()["waiting"] == 1)
 
     pool.policy.update(**change)
 
-    wait_until(lambda: done == ["a"])  # while the first call still holds its slot
+    assert waiter.result() == "a"
+    assert holder.is_alive()  # the first call still holds its slot
     release.set()
-    holder.join()
-    waiter.join()
+    assert holder.result() == "a"
 
 
 def test_raising_the_per_key_cap_admits_a_waiting_task_at_once() -> None:
@@ -473,22 +450,11 @@ def test_a_key_freed_after_max_wait_does_not_go_to_a_caller_whose_wait_ran_out(f
         return NAMES[api_key]
 
     held = pool.checkout()
-    outcome: list[object] = []
-
-    def waiter() -> None:
-        try:
-            outcome.append(ask())
-        except RateLimitError as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1)
+    waiter = waiting_call(ask, until=lambda: pool.stats()["waiting"] == 1)
     fake_clock.advance(10)  # the call holding the key works 10 s, then gives it back at once
     pool.checkin(held)
-    thread.join()
 
-    assert isinstance(outcome[0], RateLimitError)  # decided by the fake clock, not by how soon the waiter woke
+    assert isinstance(waiter.result(), RateLimitError)  # decided by the fake clock, not by how soon the waiter woke
 
 
 # ----------------------------------------------------------------- stats and secrets

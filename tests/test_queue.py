@@ -12,7 +12,7 @@ import pytest
 from resilient import FakeClock, QueueFullError, QueueTimeoutError, describe
 from resilient.priorities import Priority, as_priority, current_priority, priority
 from resilient.queue import RequestQueue, queued
-from waiting import LIMIT, ReadCountingClock, wait_until
+from waiting import LIMIT, ReadCountingClock, wait_until, waiting_call
 
 
 
@@ -790,24 +790,17 @@ def test_bare_decorator_gives_each_function_its_own_queue() -> None:
 def test_a_slot_freed_after_a_waiters_timeout_does_not_go_to_it(fake_clock: FakeClock) -> None:
     q = RequestQueue(max_concurrent=1, timeout=5)
     q.enter()  # the slot is held
-    outcome: list[object] = []
 
-    def waiter() -> None:
-        try:
-            q.enter()
-            outcome.append("admitted")
-            q.leave()
-        except QueueTimeoutError as exc:
-            outcome.append(exc)
+    def enter_and_leave() -> str:
+        q.enter()
+        q.leave()
+        return "admitted"
 
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    wait_until(lambda: q.stats()["size"] == 1)
+    waiter = waiting_call(enter_and_leave, until=lambda: q.stats()["size"] == 1)
     fake_clock.advance(10)  # the holder works 10 s, then gives the slot back at once
     q.leave()
-    thread.join(LIMIT)
 
     # Decided by the fake clock (timeout at t=5), not by how soon the waiting thread polled.
-    assert isinstance(outcome[0], QueueTimeoutError)
+    assert isinstance(waiter.result(), QueueTimeoutError)
     stats = q.stats()
     assert (stats["timed_out"], stats["active"], stats["size"]) == (1, 0, 0)

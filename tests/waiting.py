@@ -59,3 +59,70 @@ class ReadCountingClock(FakeClock):
         self.advance(seconds)
         seen = self.reads
         await await_until(lambda: self.reads >= seen + 2)
+
+
+class InThread:
+    """``fn(*args)`` called in a daemon thread of its own: a call that never ends fails the test, not its exit."""
+
+    def __init__(self, fn: Callable[..., object], *args: object) -> None:
+        self.outcome: object = None
+        self.thread = threading.Thread(target=self._call, args=(fn, args), daemon=True)
+        self.thread.start()
+
+    def _call(self, fn: Callable[..., object], args: tuple) -> None:
+        try:
+            self.outcome = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it, KeyboardInterrupt included
+            self.outcome = exc
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def result(self) -> object:
+        """What the call returned or raised, once it has ended; fails if it has not within :data:`LIMIT`."""
+        self.thread.join(LIMIT)
+        assert not self.thread.is_alive(), "the call never ended"
+        return self.outcome
+
+
+def waiting_call(call: Callable[[], object], until: Callable[[], bool]) -> InThread:
+    """Start ``call()`` in a thread and return once ``until()`` holds (it is waiting), as an :class:`InThread`."""
+    waiter = InThread(call)
+    wait_until(until)
+    return waiter
+
+
+class SleepUntilCancelledClock(FakeClock):
+    """A FakeClock whose ``asleep`` stays asleep (time frozen) until the task is cancelled."""
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+class InterruptedClock(FakeClock):
+    """A FakeClock whose first sleep ends in KeyboardInterrupt, as Ctrl-C would; later sleeps are a FakeClock's.
+
+    The interrupt comes once ``interrupt`` is set, so a test can first let a
+    thread settle into that sleep; ``at_once=True`` sets it from the start.
+    """
+
+    def __init__(self, *, at_once: bool = False) -> None:
+        super().__init__()
+        self.interrupt = threading.Event()
+        if at_once:
+            self.interrupt.set()
+        self._interrupted = False
+
+    def sleep(self, seconds: float) -> None:
+        if not self._interrupted:
+            self._interrupted = True
+            assert self.interrupt.wait(LIMIT), "nobody interrupted the sleep"
+            raise KeyboardInterrupt
+        super().sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        if not self._interrupted:
+            self._interrupted = True
+            await await_until(self.interrupt.is_set)  # returns at once, without yielding, when already set
+            raise KeyboardInterrupt
+        await super().asleep(seconds)
